@@ -1,0 +1,274 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+type order struct {
+	ID    string
+	Total int
+}
+
+var orders = NewTopic[order]("order.created")
+
+func TestEnvelopeIsFilledByTheBus(t *testing.T) {
+	b := New()
+	got := make(chan Event[order], 1)
+	mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		got <- ev
+		return nil
+	})
+	before := time.Now()
+	mustPublish(t, b, orders, order{"o1", 5}, WithKey("o1"))
+	ev := <-got
+	closeBus(t, b)
+
+	if ev.ID.Version() != 7 || ev.ID.Variant() != uuid.RFC4122 {
+		t.Errorf("ID = %v, version %d variant %v; want a UUIDv7", ev.ID, ev.ID.Version(), ev.ID.Variant())
+	}
+	if ev.Type != "order.created" {
+		t.Errorf("Type = %q; want %q", ev.Type, "order.created")
+	}
+	if want := filepath.Base(os.Args[0]); ev.Source != want {
+		t.Errorf("Source = %q; want the program name %q", ev.Source, want)
+	}
+	if ev.Time.Before(before.Add(-tick)) || time.Since(ev.Time) > time.Minute {
+		t.Errorf("Time = %v; want the time of Publish (after %v, to the clock's tick)", ev.Time, before)
+	}
+	if ms := time.UnixMilli(idMillis(ev.ID)); ms.Sub(ev.Time.Truncate(time.Millisecond)) != 0 {
+		t.Errorf("ID time = %v; want the event time %v to the millisecond", ms, ev.Time)
+	}
+	if ev.Key != "o1" || ev.Payload != (order{"o1", 5}) || ev.Metadata != nil {
+		t.Errorf("Key, Payload, Metadata = %q, %v, %v; want o1, {o1 5}, nil", ev.Key, ev.Payload, ev.Metadata)
+	}
+}
+
+// idMillis decodes the Unix milliseconds of a UUIDv7.
+func idMillis(id uuid.UUID) int64 {
+	var ms int64
+	for _, c := range id[:6] {
+		ms = ms<<8 | int64(c)
+	}
+	return ms
+}
+
+func TestPublisherSuppliedEnvelope(t *testing.T) {
+	b := New(WithSource("billing"))
+	got := make(chan Event[order], 1)
+	mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		got <- ev
+		return nil
+	})
+	id := uuid.Must(uuid.NewV7())
+	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	md := Metadata{"traceparent": "00-abc-01"}
+	mustPublish(t, b, orders, order{ID: "o2"}, WithID(id), WithTime(at), WithMetadata(md))
+	md["traceparent"] = "changed after publish" // must not reach the handler
+	ev := <-got
+	closeBus(t, b)
+	if ev.ID != id || !ev.Time.Equal(at) || ev.Source != "billing" {
+		t.Errorf("ID, Time, Source = %v, %v, %q; want %v, %v, billing", ev.ID, ev.Time, ev.Source, id, at)
+	}
+	if ev.Metadata["traceparent"] != "00-abc-01" {
+		t.Errorf("Metadata = %v; want the map as it was at Publish", ev.Metadata)
+	}
+}
+
+func TestIDsAreTimeOrderedAndUnique(t *testing.T) {
+	const n = 100_000
+	seen := make(map[uuid.UUID]bool, n)
+	start := time.Now()
+	var prev uuid.UUID
+	for i := range n {
+		// IDs made 1µs apart, more than the 244ns resolution of the sub-millisecond field.
+		id := newID(start.Add(time.Duration(i) * time.Microsecond))
+		if seen[id] {
+			t.Fatalf("newID made %v twice", id)
+		}
+		seen[id] = true
+		if i > 0 && slices.Compare(prev[:8], id[:8]) >= 0 {
+			t.Fatalf("newID(t+%dµs) = %v sorts before or with %v", i, id, prev)
+		}
+		prev = id
+	}
+}
+
+func TestMetadataWriteAfterPublishDoesNotRace(t *testing.T) {
+	b := New()
+	var wg sync.WaitGroup
+	wg.Add(100)
+	mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		defer wg.Done()
+		_ = ev.Metadata["k"]
+		return nil
+	})
+	md := Metadata{"k": "v"}
+	for i := range 100 {
+		mustPublish(t, b, orders, order{}, WithMetadata(md))
+		md["k"] = strings.Repeat("x", i) // the race detector fails this test if the map is shared
+	}
+	wg.Wait()
+	closeBus(t, b)
+}
+
+func TestTopicTypeIsCheckedPerBus(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	mustSubscribe(t, b, NewTopic[int]("numbers"), "s", func(context.Context, Event[int]) error { return nil })
+	strs := NewTopic[string]("numbers")
+	if _, err := Subscribe(b, strs, "t", func(context.Context, Event[string]) error { return nil }); err == nil || !strings.Contains(err.Error(), "carries int") {
+		t.Errorf("Subscribe(string topic over int) = %v; want a type error", err)
+	}
+	if err := Publish(context.Background(), b, strs, "x"); err == nil || !strings.Contains(err.Error(), "carries int") {
+		t.Errorf("Publish(string topic over int) = %v; want a type error", err)
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	h := func(context.Context, Event[order]) error { return nil }
+	mustSubscribe(t, b, orders, "taken", h)
+	tests := []struct {
+		name string
+		sub  func() (*Subscription, error)
+		want string
+	}{
+		{"zero topic", func() (*Subscription, error) { return Subscribe(b, Topic[order]{}, "s", h) }, "zero Topic"},
+		{"empty name", func() (*Subscription, error) { return Subscribe(b, orders, "", h) }, "name must not be empty"},
+		{"nil handler", func() (*Subscription, error) { return Subscribe(b, orders, "s", nil) }, "handler must not be nil"},
+		{"duplicate name", func() (*Subscription, error) { return Subscribe(b, orders, "taken", h) }, `already has a subscriber named "taken"`},
+		{"zero concurrency", func() (*Subscription, error) { return Subscribe(b, orders, "s", h, WithConcurrency(0)) }, "WithConcurrency: n must be > 0"},
+		{"negative buffer", func() (*Subscription, error) { return Subscribe(b, orders, "s", h, WithBuffer(-1)) }, "WithBuffer: n must be > 0"},
+		{"negative attempts", func() (*Subscription, error) {
+			return Subscribe(b, orders, "s", h, WithRetry(RetryPolicy{MaxAttempts: -1}))
+		}, "MaxAttempts must be >= 0"},
+		{"multiplier below one", func() (*Subscription, error) {
+			return Subscribe(b, orders, "s", h, WithRetry(RetryPolicy{Multiplier: 0.5}))
+		}, "Multiplier must be >= 1"},
+		{"nil option", func() (*Subscription, error) { return Subscribe(b, orders, "s", h, nil) }, "nil SubscribeOption"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := tt.sub()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Subscribe() = %v, %v; want an error containing %q", s, err, tt.want)
+			}
+		})
+	}
+	if err := Publish(context.Background(), b, Topic[order]{}, order{}); !errors.Is(err, errZeroTopic) {
+		t.Errorf("Publish(zero Topic) = %v; want %v", err, errZeroTopic)
+	}
+}
+
+func TestConstructionPanics(t *testing.T) {
+	tests := []struct {
+		name string
+		f    func()
+		want string
+	}{
+		{"NewTopic empty", func() { NewTopic[int]("") }, "eventbus: NewTopic: name must not be empty"},
+		{"WithSource empty", func() { WithSource("") }, "eventbus: WithSource: source must not be empty"},
+		{"WithLogger nil", func() { WithLogger(nil) }, "eventbus: WithLogger: logger must not be nil"},
+		{"WithDeadLetter nil", func() { WithDeadLetter(nil) }, "eventbus: WithDeadLetter: handler must not be nil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != tt.want {
+					t.Errorf("panic = %v; want %q", r, tt.want)
+				}
+			}()
+			tt.f()
+		})
+	}
+}
+
+func TestPublishWithoutSubscribers(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	if err := Publish(context.Background(), b, orders, order{}, WithWait()); err != nil {
+		t.Errorf("Publish(no subscribers) = %v; want nil", err)
+	}
+}
+
+func TestPublishDoesNotAllocate(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error { return nil })
+	ctx := context.Background()
+	key := strings.Repeat("k", 10)
+	allocs := testing.AllocsPerRun(10_000, func() {
+		if err := Publish(ctx, b, orders, order{ID: "o", Total: 1}, WithKey(key)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0.01 {
+		t.Errorf("Publish allocates %.3f times per event; want 0", allocs)
+	}
+}
+
+func TestFanOutReachesEverySubscriber(t *testing.T) {
+	b := New()
+	const subs, events = 5, 200
+	var mu sync.Mutex
+	got := make(map[string][]int)
+	for i := range subs {
+		name := string(rune('a' + i))
+		mustSubscribe(t, b, NewTopic[int]("n"), name, func(_ context.Context, ev Event[int]) error {
+			mu.Lock()
+			got[name] = append(got[name], ev.Payload)
+			mu.Unlock()
+			return nil
+		})
+	}
+	for i := range events {
+		mustPublish(t, b, NewTopic[int]("n"), i)
+	}
+	closeBus(t, b)
+	for name, ns := range got {
+		slices.Sort(ns)
+		if len(ns) != events || ns[0] != 0 || ns[events-1] != events-1 || len(slices.Compact(ns)) != events {
+			t.Errorf("subscriber %s got %d distinct events of %d; want each once", name, len(slices.Compact(ns)), events)
+		}
+	}
+	if len(got) != subs {
+		t.Errorf("%d subscribers received events; want %d", len(got), subs)
+	}
+}
+
+func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
+	b := New()
+	release := make(chan struct{})
+	mustSubscribe(t, b, orders, "stuck", func(ctx context.Context, _ Event[order]) error {
+		<-release
+		return nil
+	}, WithBuffer(16), WithConcurrency(1))
+	fast := make(chan struct{}, 16)
+	mustSubscribe(t, b, orders, "fast", func(context.Context, Event[order]) error {
+		fast <- struct{}{}
+		return nil
+	})
+	for range 10 {
+		mustPublish(t, b, orders, order{})
+	}
+	for i := range 10 {
+		select {
+		case <-fast:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("fast subscriber handled %d of 10 events while the other was stuck", i)
+		}
+	}
+	close(release)
+	closeBus(t, b)
+}

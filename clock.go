@@ -1,0 +1,100 @@
+package eventbus
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// clock tells the time of events cheaply. Reading the system clock costs about 30ns on a
+// KVM guest, and measured end to end it cost a third of an event's time, so while the bus
+// is publishing a ticker goroutine reads it every tick and publishers read the last tick.
+// The ticker starts with the first event, stops after idleTicks ticks without one (so an
+// idle bus wakes nobody), and stops for good at Close.
+//
+// Event times are thus the time of the last tick: at most one tick, 100µs, early when the
+// machine has a core to spare for the ticker, more when it has not.
+type clock struct {
+	nanos   atomic.Int64 // Unix nanoseconds of the last tick; 0 while no ticker runs
+	used    atomic.Bool  // a publisher read nanos since the last tick
+	mu      sync.Mutex   // guards starting and stopping the ticker
+	running bool
+	stopped bool
+	stop    chan struct{} // closed by shutdown
+	wg      sync.WaitGroup
+}
+
+const (
+	tick      = 100 * time.Microsecond
+	idleTicks = 1000 // 100ms
+)
+
+// now returns the time of the last tick, or, with no ticker running, the system time,
+// starting the ticker.
+func (c *clock) now() time.Time {
+	if ns := c.nanos.Load(); ns != 0 {
+		if !c.used.Load() {
+			c.used.Store(true)
+		}
+		return time.Unix(0, ns)
+	}
+	t := time.Now()
+	c.start(t)
+	return t
+}
+
+func (c *clock) start(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running || c.stopped {
+		return
+	}
+	if c.stop == nil {
+		c.stop = make(chan struct{})
+	}
+	c.running = true
+	c.nanos.Store(t.UnixNano())
+	c.wg.Go(c.run)
+}
+
+// run is the ticker goroutine.
+func (c *clock) run() {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	idle := 0
+	for {
+		select {
+		case <-c.stop:
+			c.halt()
+			return
+		case <-t.C:
+		}
+		if c.used.Swap(false) {
+			idle = 0
+		} else if idle++; idle >= idleTicks {
+			c.halt()
+			return
+		}
+		c.nanos.Store(time.Now().UnixNano())
+	}
+}
+
+func (c *clock) halt() {
+	c.mu.Lock()
+	c.nanos.Store(0)
+	c.running = false
+	c.mu.Unlock()
+}
+
+// shutdown stops the ticker for good and waits for it; later events read the system clock.
+func (c *clock) shutdown() {
+	c.mu.Lock()
+	if !c.stopped {
+		c.stopped = true
+		if c.stop != nil {
+			close(c.stop)
+		}
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}

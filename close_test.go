@@ -1,0 +1,294 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestCloseDrainsQueuedEventsWithRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		var handled atomic.Int32
+		var attempts sync.Map
+		mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+			n, _ := attempts.LoadOrStore(ev.ID, new(atomic.Int32))
+			if n.(*atomic.Int32).Add(1) == 1 {
+				return errFlaky // every event fails once and is retried during the drain
+			}
+			time.Sleep(time.Millisecond)
+			handled.Add(1)
+			return nil
+		}, WithConcurrency(2), WithRetry(RetryPolicy{InitialBackoff: 50 * time.Millisecond}))
+		for range 100 {
+			mustPublish(t, b, orders, order{})
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatalf("Close() = %v; want nil", err)
+		}
+		if handled.Load() != 100 || len(dls.all()) != 0 {
+			t.Errorf("handled %d, dead-lettered %d; want all 100 handled by Close", handled.Load(), len(dls.all()))
+		}
+		if err := Publish(context.Background(), b, orders, order{}); !errors.Is(err, ErrClosed) {
+			t.Errorf("Publish(after Close) = %v; want ErrClosed", err)
+		}
+		if _, err := Subscribe(b, orders, "late", func(context.Context, Event[order]) error { return nil }); !errors.Is(err, ErrClosed) {
+			t.Errorf("Subscribe(after Close) = %v; want ErrClosed", err)
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Errorf("second Close() = %v; want nil", err)
+		}
+	})
+}
+
+func TestCloseDeadlineDeadLettersTheRest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		var handled, cancelled atomic.Int32
+		mustSubscribe(t, b, orders, "s", func(ctx context.Context, ev Event[order]) error {
+			select {
+			case <-time.After(time.Second):
+				handled.Add(1)
+				return nil
+			case <-ctx.Done():
+				cancelled.Add(1)
+				return context.Cause(ctx)
+			}
+		}, WithConcurrency(2), WithBuffer(100))
+		const accepted = 10
+		for range accepted {
+			mustPublish(t, b, orders, order{})
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+		defer cancel()
+		if err := b.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close() = %v; want %v", err, context.DeadlineExceeded)
+		}
+		if d := time.Since(start); d != 2500*time.Millisecond {
+			t.Errorf("Close took %v; want its 2.5s deadline", d)
+		}
+		got := dls.all()
+		// Two workers handle two events a second: four done by 2s, two cut off at 2.5s.
+		if handled.Load() != 4 || cancelled.Load() != 2 || len(got) != accepted-4 {
+			t.Errorf("handled %d, cancelled %d, dead-lettered %d; want 4, 2, %d", handled.Load(), cancelled.Load(), len(got), accepted-4)
+		}
+		for _, dl := range got {
+			if !errors.Is(dl.Err, ErrClosed) {
+				t.Errorf("dead letter error = %v; want one wrapping ErrClosed", dl.Err)
+			}
+		}
+	})
+}
+
+func TestConcurrentCloseCallsShareOneShutdown(t *testing.T) {
+	b := New()
+	release := make(chan struct{})
+	mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+		<-release
+		return nil
+	})
+	mustPublish(t, b, orders, order{})
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = b.Close(context.Background()) })
+	}
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Close() #%d = %v; want nil", i, err)
+		}
+	}
+}
+
+func TestAnyCloseCallerDeadlineCutsShutdownShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		mustSubscribe(t, b, orders, "s", func(ctx context.Context, _ Event[order]) error {
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		mustPublish(t, b, orders, order{})
+		patient := make(chan error)
+		go func() { patient <- b.Close(context.Background()) }()
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("impatient Close() = %v; want %v", err, context.DeadlineExceeded)
+		}
+		if err := <-patient; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("patient Close() = %v; want the error that cut the shutdown short", err)
+		}
+		if len(dls.all()) != 1 {
+			t.Errorf("dead letters = %d; want 1", len(dls.all()))
+		}
+	})
+}
+
+func TestHandlersMayPublishWhileCloseDrains(t *testing.T) {
+	b := New()
+	first, second := NewTopic[int]("first"), NewTopic[int]("second")
+	var handled atomic.Int32
+	mustSubscribe(t, b, first, "s", func(ctx context.Context, ev Event[int]) error {
+		time.Sleep(time.Millisecond)
+		return Publish(ctx, b, second, ev.Payload)
+	})
+	mustSubscribe(t, b, second, "s", func(context.Context, Event[int]) error {
+		handled.Add(1)
+		return nil
+	})
+	for i := range 20 {
+		mustPublish(t, b, first, i)
+	}
+	closeBus(t, b)
+	if handled.Load() != 20 {
+		t.Errorf("second topic handled %d; want 20: Close must let the chain finish", handled.Load())
+	}
+}
+
+func TestCloseFromHandlerDoesNotDeadlock(t *testing.T) {
+	b := New()
+	returned := make(chan error, 1)
+	mustSubscribe(t, b, orders, "s", func(ctx context.Context, _ Event[order]) error {
+		returned <- b.Close(ctx)
+		return nil
+	})
+	mustPublish(t, b, orders, order{})
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Errorf("Close(from handler) = %v; want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from a handler did not return")
+	}
+	closeBus(t, b) // waits for the shutdown the handler began
+	if err := Publish(context.Background(), b, orders, order{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Publish(after Close from handler) = %v; want ErrClosed", err)
+	}
+}
+
+func TestSubscriptionCloseDrainsAndDetaches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		var handled, other atomic.Int32
+		sub := mustSubscribe(t, b, orders, "leaving", func(context.Context, Event[order]) error {
+			time.Sleep(time.Millisecond)
+			handled.Add(1)
+			return nil
+		}, WithConcurrency(1))
+		mustSubscribe(t, b, orders, "staying", func(context.Context, Event[order]) error {
+			other.Add(1)
+			return nil
+		})
+		for range 10 {
+			mustPublish(t, b, orders, order{})
+		}
+		if err := sub.Close(context.Background()); err != nil {
+			t.Fatalf("Subscription.Close() = %v; want nil", err)
+		}
+		if handled.Load() != 10 {
+			t.Errorf("leaving subscriber handled %d before Close returned; want 10", handled.Load())
+		}
+		mustPublish(t, b, orders, order{})
+		if err := sub.Close(context.Background()); err != nil {
+			t.Errorf("second Subscription.Close() = %v; want nil", err)
+		}
+		// The name is free again.
+		mustSubscribe(t, b, orders, "leaving", func(context.Context, Event[order]) error { return nil })
+		closeBus(t, b)
+		if handled.Load() != 10 || other.Load() != 11 {
+			t.Errorf("handled %d and %d; want 10 (nothing after Close) and 11", handled.Load(), other.Load())
+		}
+	})
+}
+
+func TestSubscriptionCloseDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		sub := mustSubscribe(t, b, orders, "s", func(ctx context.Context, _ Event[order]) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, WithConcurrency(1))
+		for range 3 {
+			mustPublish(t, b, orders, order{})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := sub.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Subscription.Close() = %v; want %v", err, context.DeadlineExceeded)
+		}
+		got := dls.all()
+		if len(got) != 3 {
+			t.Fatalf("dead letters = %d; want 3", len(got))
+		}
+		for _, dl := range got {
+			if !errors.Is(dl.Err, ErrClosed) {
+				t.Errorf("dead letter error = %v; want one wrapping ErrClosed", dl.Err)
+			}
+		}
+		closeBus(t, b)
+	})
+}
+
+func TestWithWaitReturnsFinalErrors(t *testing.T) {
+	b := New(WithDeadLetter(DiscardDeadLetters))
+	var handled atomic.Bool
+	mustSubscribe(t, b, orders, "ok", func(context.Context, Event[order]) error {
+		time.Sleep(5 * time.Millisecond)
+		handled.Store(true)
+		return nil
+	})
+	mustSubscribe(t, b, orders, "failing", func(_ context.Context, ev Event[order]) error {
+		if ev.Payload.ID == "bad" {
+			return errFlaky
+		}
+		return nil
+	}, WithRetry(fastRetry))
+	ctx := context.Background()
+	if err := Publish(ctx, b, orders, order{ID: "good"}, WithWait()); err != nil || !handled.Load() {
+		t.Errorf("Publish(WithWait) = %v, handled %v; want nil after the handlers ran", err, handled.Load())
+	}
+	err := Publish(ctx, b, orders, order{ID: "bad"}, WithWait())
+	var de *DeliveryError
+	if !errors.Is(err, errFlaky) || !errors.As(err, &de) || de.Subscriber != "failing" || de.Attempts != 3 || de.Topic != "order.created" {
+		t.Errorf("Publish(WithWait, failing) = %v; want a DeliveryError of subscriber failing after 3 attempts wrapping %v", err, errFlaky)
+	}
+	closeBus(t, b)
+}
+
+func TestWithWaitCtxEndsTheWaitNotTheDelivery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		var handled atomic.Bool
+		mustSubscribe(t, b, orders, "slow", func(context.Context, Event[order]) error {
+			time.Sleep(time.Hour)
+			handled.Store(true)
+			return nil
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := Publish(ctx, b, orders, order{}, WithWait()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Publish(WithWait, slow) = %v; want an error wrapping %v", err, context.DeadlineExceeded)
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatalf("Close() = %v; want nil", err)
+		}
+		if !handled.Load() {
+			t.Errorf("event not handled; want it delivered although the wait ended")
+		}
+	})
+}

@@ -1,0 +1,218 @@
+package eventbus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestDeadLetterHookPerSubscriptionOverridesBusDefault(t *testing.T) {
+	var busDLs, subDLs recorder
+	b := New(WithDeadLetter(&busDLs))
+	fail := func(context.Context, Event[order]) error { return Permanent(errFlaky) }
+	mustSubscribe(t, b, orders, "own", fail, WithDeadLetter(&subDLs))
+	mustSubscribe(t, b, orders, "default", fail)
+	mustPublish(t, b, orders, order{ID: "o"}, WithKey("o"))
+	closeBus(t, b)
+	if got := busDLs.all(); len(got) != 1 || got[0].Subscriber != "default" {
+		t.Errorf("bus hook got %+v; want one dead letter of subscriber default", got)
+	}
+	if got := subDLs.all(); len(got) != 1 || got[0].Subscriber != "own" || got[0].Event.Key != "o" || got[0].Event.Type != "order.created" {
+		t.Errorf("subscription hook got %+v; want one dead letter of subscriber own, key o", got)
+	}
+}
+
+func TestDefaultDeadLetterHookLogs(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{&mu, &buf}, nil))
+	b := New(WithLogger(logger))
+	mustSubscribe(t, b, orders, "billing", func(context.Context, Event[order]) error { return Permanent(errFlaky) })
+	mustPublish(t, b, orders, order{})
+	closeBus(t, b)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	for _, want := range []string{"level=ERROR", "eventbus: dead letter", "topic=order.created", "subscriber=billing", "attempts=1", "error=flaky"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log = %q; want it to contain %q", out, want)
+		}
+	}
+}
+
+func TestFailingDeadLetterHookIsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{&mu, &buf}, nil))
+	calls := 0
+	hook := DeadLetterFunc(func(context.Context, DeadLetter) error {
+		calls++
+		if calls == 1 {
+			return errors.New("dlq down")
+		}
+		panic("dlq exploded")
+	})
+	b := New(WithLogger(logger), WithDeadLetter(hook))
+	mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error { return Permanent(errFlaky) }, WithConcurrency(1))
+	mustPublish(t, b, orders, order{})
+	mustPublish(t, b, orders, order{})
+	closeBus(t, b)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if calls != 2 || !strings.Contains(out, "dlq down") || !strings.Contains(out, "dlq exploded") {
+		t.Errorf("hook calls = %d, log = %q; want 2 calls, both failures logged", calls, out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestPanicIsRecoveredRetriedAndWorkerSurvives(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		var handled atomic.Int32
+		mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+			if ev.Payload.ID == "boom" {
+				panic("kaboom")
+			}
+			handled.Add(1)
+			return nil
+		}, WithConcurrency(1), WithRetry(RetryPolicy{MaxAttempts: 2}))
+		// Three panicking events, each retried once: a worker that died on a panic would
+		// stop all consumption here.
+		for range 3 {
+			mustPublish(t, b, orders, order{ID: "boom"})
+		}
+		for range 5 {
+			mustPublish(t, b, orders, order{ID: "fine"})
+		}
+		closeBus(t, b)
+		if handled.Load() != 5 {
+			t.Errorf("handled %d events after the panics; want 5", handled.Load())
+		}
+		got := dls.all()
+		if len(got) != 3 {
+			t.Fatalf("dead letters = %d; want 3", len(got))
+		}
+		var pe *PanicError
+		if !errors.As(got[0].Err, &pe) || pe.Value != "kaboom" || got[0].Attempts != 2 {
+			t.Fatalf("dead letter error = %v after %d attempts; want a *PanicError of kaboom after 2", got[0].Err, got[0].Attempts)
+		}
+		if !strings.Contains(string(pe.Stack), "TestPanicIsRecoveredRetriedAndWorkerSurvives") {
+			t.Errorf("panic stack does not show the handler:\n%s", pe.Stack)
+		}
+	})
+}
+
+func TestPanicWithErrorUnwraps(t *testing.T) {
+	pe := &PanicError{Value: errFlaky}
+	if !errors.Is(pe, errFlaky) {
+		t.Errorf("errors.Is(PanicError{errFlaky}, errFlaky) = false; want true")
+	}
+}
+
+// TestDeadLetterHookCtxOutlivesCloseDeadline: the hook may publish to a dead-letter topic
+// with its ctx, and that ctx is not cancelled even once Close's deadline has cut the drain
+// short (then the dead-letter topic's subscribers are stopping too and refuse the event,
+// which the hook's returned error gets logged for).
+func TestDeadLetterHookCtxOutlivesCloseDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(slog.New(slog.DiscardHandler)))
+		dlq := NewTopic[order]("order.dead")
+		var parked atomic.Int32
+		mustSubscribe(t, b, dlq, "parking", func(context.Context, Event[order]) error {
+			parked.Add(1)
+			return nil
+		})
+		var hookErrs []error
+		var mu sync.Mutex
+		mustSubscribe(t, b, orders, "s", func(ctx context.Context, ev Event[order]) error {
+			if ev.Payload.ID == "bad" {
+				return Permanent(errFlaky)
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}, WithConcurrency(1), WithDeadLetter(DeadLetterFunc(func(ctx context.Context, dl DeadLetter) error {
+			mu.Lock()
+			hookErrs = append(hookErrs, ctx.Err())
+			mu.Unlock()
+			return Publish(ctx, b, dlq, dl.Event.Payload.(order))
+		})))
+		mustPublish(t, b, orders, order{ID: "bad"})
+		synctest.Wait()
+		if parked.Load() != 1 {
+			t.Fatalf("parked %d dead letters; want the hook's publish to reach the dead-letter topic", parked.Load())
+		}
+		for range 3 {
+			mustPublish(t, b, orders, order{ID: "stuck"})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close() = %v; want %v", err, context.DeadlineExceeded)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fmt.Sprint(hookErrs) != "[<nil> <nil> <nil> <nil>]" {
+			t.Errorf("hook ctx errors = %v; want four nil: the hook's ctx is never cancelled", hookErrs)
+		}
+	})
+}
+
+// TestDeadLetterHookRunsBeforeTheNextEventOfItsKey: the next event with the same key waits
+// until the hook has returned, so a hook may keep per-key order in a dead-letter queue.
+func TestDeadLetterHookRunsBeforeTheNextEventOfItsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		var log []string
+		b := New(WithDeadLetter(DeadLetterFunc(func(context.Context, DeadLetter) error {
+			<-release
+			mu.Lock()
+			log = append(log, "dead letter 1")
+			mu.Unlock()
+			return nil
+		})))
+		mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+			if ev.Payload.ID == "1" {
+				return Permanent(errFlaky)
+			}
+			mu.Lock()
+			log = append(log, "handled "+ev.Payload.ID)
+			mu.Unlock()
+			return nil
+		}, WithConcurrency(4))
+		mustPublish(t, b, orders, order{ID: "1"}, WithKey("k"))
+		mustPublish(t, b, orders, order{ID: "2"}, WithKey("k"))
+		mustPublish(t, b, orders, order{ID: "other"}, WithKey("j"))
+		synctest.Wait()
+		mu.Lock()
+		if got := fmt.Sprint(log); got != "[handled other]" {
+			t.Errorf("while the hook runs: %s; want only the other key handled", got)
+		}
+		mu.Unlock()
+		close(release)
+		closeBus(t, b)
+		if got := fmt.Sprint(log); got != "[handled other dead letter 1 handled 2]" {
+			t.Errorf("log = %s; want the dead letter before the next event of its key", got)
+		}
+	})
+}

@@ -1,0 +1,552 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+// subscription is one subscriber's queue and workers.
+//
+// Publishers hand events over through the intake, a bounded ring with a sequence number per
+// cell (Vyukov's design), without taking the subscription's lock. Workers move them from
+// the intake into slots, a slab that grows up to the most the subscription may hold and is
+// reused through a free list, so the steady state allocates nothing. Slots are linked into
+// lists by index:
+//
+//   - the ready list, FIFO: events a worker may take now;
+//   - per key, a chain (nextKey) of the events waiting behind the one event of that key that
+//     is ready, running or waiting to retry; keys maps each busy key to its chain's last slot.
+//
+// So at most one event per key is ever ready or running, and a key waiting out a retry
+// backoff holds up only its own chain: workers take any other ready event. Events without
+// a key usually skip the slots: a worker takes them from the intake straight into its
+// batch, and gives one a slot only if it fails.
+type subscription[T any] struct {
+	subCore
+	handler func(context.Context, Event[T]) error
+
+	intake []intakeCell[T] // length a power of two
+	mask   uint64
+
+	slots     []slot[T]
+	free      int32 // head of the free list, or -1
+	readyHead int32 // head of the ready list, or -1
+	readyTail int32
+	keys      map[string]int32
+}
+
+// intakeCell is one cell of the intake ring. A publisher that claimed position pos waits for
+// seq == pos, fills the cell and sets seq = pos+1; the worker that takes it sets seq =
+// pos+len(intake), freeing it for the next lap.
+type intakeCell[T any] struct {
+	seq  atomic.Uint64
+	ev   Event[T]
+	wait *waiter
+}
+
+// maxIntake bounds the intake ring. A subscription with a larger buffer holds the rest in
+// its slots; publishers that find the ring full take the locked path.
+const maxIntake = 256
+
+type slot[T any] struct {
+	ev       Event[T]
+	next     int32 // next slot in the ready or free list
+	nextKey  int32 // next event with the same key, or -1
+	attempts int32
+	state    slotState
+	lastErr  error       // the error of the last failed attempt
+	timer    *time.Timer // the retry timer while state is slotBackoff
+	wait     *waiter     // the waiting publisher, if any
+}
+
+type slotState uint8
+
+const (
+	slotFree    slotState = iota
+	slotPending           // behind an earlier event with the same key
+	slotReady             // in the ready list
+	slotRunning           // held by a worker
+	slotBackoff           // waiting for its retry timer
+)
+
+func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, Event[T]) error, cfg subscribeConfig) *subscription[T] {
+	n := 1
+	for n < min(cfg.buffer, maxIntake) {
+		n *= 2
+	}
+	s := &subscription[T]{
+		handler:   h,
+		intake:    make([]intakeCell[T], n),
+		mask:      uint64(n - 1),
+		free:      -1,
+		readyHead: -1,
+		readyTail: -1,
+		keys:      make(map[string]int32),
+	}
+	for i := range s.intake {
+		s.intake[i].seq.Store(uint64(i))
+	}
+	s.bus = b
+	s.topic = topic
+	s.name = name
+	s.capacity = cfg.buffer
+	s.releaseBatch = int64(min(max(cfg.buffer/16, 1), 32))
+	s.concurrency = cfg.concurrency
+	s.retry = cfg.retry
+	s.deadLetter = cfg.deadLetter
+	s.done = make(chan struct{})
+	s.work.L = &s.mu
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	return s
+}
+
+// start launches the workers; they run until the subscription is closed and empty.
+func (s *subscription[T]) start() {
+	ctx := context.WithValue(s.ctx, handlerKey{}, &s.subCore)
+	dlCtx := context.WithoutCancel(ctx)
+	s.live = s.concurrency
+	for range s.concurrency {
+		go s.runWorker(ctx, dlCtx)
+	}
+}
+
+// enqueue accepts ev, waiting while the subscription is full; see reserve and commit.
+func (s *subscription[T]) enqueue(ctx context.Context, ev *Event[T], w *waiter) error {
+	if s.tryReserve() {
+		s.commit(ev, w, false)
+		return nil
+	}
+	s.mu.Lock()
+	unblock, _, err := s.reserveLocked(ctx)
+	if err == nil {
+		s.commitDirectLocked(ev, w)
+	}
+	s.mu.Unlock()
+	if unblock != nil {
+		unblock.unblockPublisher()
+	}
+	return err
+}
+
+// reserve reserves room for one event, waiting while the subscription is full (see
+// reserveLocked). The caller must then commit or cancelReservation.
+func (s *subscription[T]) reserve(ctx context.Context) (direct bool, err error) {
+	if s.tryReserve() {
+		return false, nil
+	}
+	s.mu.Lock()
+	unblock, direct, err := s.reserveLocked(ctx)
+	s.mu.Unlock()
+	if unblock != nil {
+		unblock.unblockPublisher()
+	}
+	return direct, err
+}
+
+// commit hands over ev, for which room was reserved: through the intake if it has a free
+// cell and the room is within capacity, else under the lock.
+func (s *subscription[T]) commit(ev *Event[T], w *waiter, direct bool) {
+	if !direct {
+		for range 4 {
+			if s.pushIntake(ev, w) {
+				return
+			}
+			yield() // the ring is full: let a worker drain it rather than drain it under the lock
+		}
+	}
+	s.mu.Lock()
+	s.commitDirectLocked(ev, w)
+	s.mu.Unlock()
+}
+
+// pushIntake puts ev into the intake ring and wakes a worker if one is idle. It reports
+// false, doing nothing, if the ring is full.
+func (s *subscription[T]) pushIntake(ev *Event[T], w *waiter) bool {
+	var c *intakeCell[T]
+	var pos uint64
+	for {
+		pos = s.tail.Load()
+		c = &s.intake[pos&s.mask]
+		seq := c.seq.Load()
+		if seq < pos { // the cell still holds the event of the previous lap: full
+			return false
+		}
+		if seq == pos && s.tail.CompareAndSwap(pos, pos+1) {
+			break
+		}
+	}
+	c.ev = *ev
+	c.wait = w
+	c.seq.Store(pos + 1)
+	// A worker announces itself in sleepers before it looks at the intake a last time, and
+	// we look at sleepers after filling the cell: one of us sees the other.
+	if s.sleepers.Load() > 0 {
+		s.wakeWorker()
+	}
+	return true
+}
+
+// drainIntakeLocked moves every filled intake cell, in order, into the slots.
+func (s *subscription[T]) drainIntakeLocked() {
+	for {
+		c := &s.intake[s.head&s.mask]
+		if c.seq.Load() != s.head+1 {
+			return
+		}
+		s.commitLocked(&c.ev, c.wait)
+		// The cell keeps its copy of the event until the next lap overwrites it: clearing
+		// it would make the cache lines bounce once more per event between publisher and
+		// worker, and the ring holds at most maxIntake such stale copies.
+		c.seq.Store(s.head + uint64(len(s.intake)))
+		s.head++
+	}
+}
+
+// intakeFilledLocked reports whether the next intake cell holds an event.
+func (s *subscription[T]) intakeFilledLocked() bool {
+	return s.intake[s.head&s.mask].seq.Load() == s.head+1
+}
+
+// commitDirectLocked places ev straight into the slots, after every event already claimed in
+// the intake, so that the events of one publisher keep their order.
+func (s *subscription[T]) commitDirectLocked(ev *Event[T], w *waiter) {
+	for t := s.tail.Load(); s.head < t; {
+		s.drainIntakeLocked()
+		if s.head < t { // a publisher is still filling a cell
+			s.mu.Unlock()
+			yield()
+			s.mu.Lock()
+		}
+	}
+	s.commitLocked(ev, w)
+}
+
+func (s *subscription[T]) commitLocked(ev *Event[T], w *waiter) {
+	i := s.allocLocked()
+	sl := &s.slots[i]
+	sl.ev = *ev
+	sl.wait = w
+	sl.nextKey = -1
+	if ev.Key != "" {
+		if last, busy := s.keys[ev.Key]; busy {
+			s.slots[last].nextKey = i
+			s.keys[ev.Key] = i
+			sl.state = slotPending
+			return
+		}
+		s.keys[ev.Key] = i
+	}
+	s.pushReadyLocked(i)
+}
+
+func (s *subscription[T]) allocLocked() int32 {
+	if i := s.free; i >= 0 {
+		s.free = s.slots[i].next
+		return i
+	}
+	s.slots = append(s.slots, slot[T]{})
+	return int32(len(s.slots) - 1)
+}
+
+func (s *subscription[T]) pushReadyLocked(i int32) {
+	sl := &s.slots[i]
+	sl.state = slotReady
+	sl.next = -1
+	if s.readyTail < 0 {
+		s.readyHead = i
+	} else {
+		s.slots[s.readyTail].next = i
+	}
+	s.readyTail = i
+	s.readyLen++
+	if s.sleepers.Load() > 0 {
+		s.work.Signal()
+	}
+}
+
+func (s *subscription[T]) popReadyLocked() int32 {
+	i := s.readyHead
+	if i >= 0 {
+		s.readyHead = s.slots[i].next
+		if s.readyHead < 0 {
+			s.readyTail = -1
+		}
+		s.readyLen--
+	}
+	return i
+}
+
+// runWorker is a worker: it takes ready events and handles, retries or dead-letters them
+// until the subscription is closed and empty.
+//
+// Under a backlog a worker takes a small batch of ready events at once, its share of the
+// ready list up to maxBatch, to pay for the lock once per batch rather than per event. With
+// no backlog it takes one event at a time, so a slow handler holds up no other event.
+func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
+	var batch [maxBatch]int32 // slot indexes, or -1 for events taken straight from the intake
+	var evs [maxBatch]Event[T]
+	var waits [maxBatch]*waiter // of the events taken straight from the intake
+	var errs [maxBatch]error
+	s.mu.Lock()
+	for {
+		n := s.takeLocked(&batch, &evs, &waits)
+		if n == 0 {
+			s.flushLocked()
+			if s.state.Load() != stateOpen && s.held.Load() == 0 {
+				break
+			}
+			// Announce the sleep, forget any wake-up sent before (it may have found no worker
+			// waiting, and must not make later publishers think one is on its way), then look
+			// at the intake a last time: see pushIntake and wakeWorker.
+			s.sleepers.Add(1)
+			s.wakePending.Store(false)
+			if !s.intakeFilledLocked() {
+				s.work.Wait()
+				s.wakePending.Store(false)
+			}
+			s.sleepers.Add(-1)
+			continue
+		}
+		s.running++
+		s.mu.Unlock()
+
+		for j := range n {
+			if s.state.Load() == stateAborting {
+				errs[j] = errNotRun
+				continue
+			}
+			errs[j] = s.invoke(ctx, &evs[j])
+		}
+
+		s.mu.Lock()
+		for j, i := range batch[:n] {
+			err := errs[j]
+			errs[j] = nil
+			if i < 0 {
+				w := waits[j]
+				waits[j] = nil
+				if err == nil { // the common case: no slot needed
+					if w != nil {
+						w.done(nil)
+					}
+					s.releaseLocked()
+					evs[j] = Event[T]{}
+					continue
+				}
+				i = s.slotForLocked(&evs[j], w)
+			}
+			sl := &s.slots[i]
+			switch {
+			case err == errNotRun:
+				err = closedError(sl.lastErr)
+			case err == nil:
+				sl.attempts++
+				s.finishLocked(i, nil)
+				evs[j] = Event[T]{}
+				continue
+			default:
+				sl.attempts++
+				if s.state.Load() == stateAborting {
+					err = closedError(err)
+				} else if int(sl.attempts) < s.retry.MaxAttempts && !isPermanent(err) {
+					s.retryLaterLocked(i, err)
+					evs[j] = Event[T]{}
+					continue
+				}
+			}
+			attempts := int(sl.attempts)
+			s.mu.Unlock()
+			s.deadLetterEvent(dlCtx, &evs[j], attempts, err)
+			s.mu.Lock()
+			s.finishLocked(i, err)
+			evs[j] = Event[T]{}
+		}
+		s.running--
+	}
+	s.live--
+	if s.live == 0 {
+		close(s.done)
+	}
+	s.mu.Unlock()
+}
+
+// maxBatch is the most events a worker takes at once.
+const maxBatch = 16
+
+// errNotRun marks a batched event whose handler was not run because the subscription began
+// to abort; it never leaves the worker.
+var errNotRun = errors.New("eventbus: not run")
+
+// takeLocked fills the worker's batch with events to run, as many as its share of the
+// backlog (one if there is none), and returns how many. Ready events go first; then the
+// intake is drained in order: events without a key go straight into the batch while it has
+// room, sparing them the slots, and the others into the slots, keyed ones behind their key.
+func (s *subscription[T]) takeLocked(batch *[maxBatch]int32, evs *[maxBatch]Event[T], waits *[maxBatch]*waiter) int {
+	want := 1
+	if backlog := s.readyLen + int(s.tail.Load()-s.head); backlog > s.concurrency {
+		want = min(maxBatch, backlog/s.concurrency)
+	}
+	n := s.takeReadyLocked(batch, evs, 0, want)
+	for {
+		c := &s.intake[s.head&s.mask]
+		if c.seq.Load() != s.head+1 {
+			break
+		}
+		if c.ev.Key == "" && n < want {
+			batch[n], evs[n], waits[n] = -1, c.ev, c.wait
+			n++
+		} else {
+			s.commitLocked(&c.ev, c.wait)
+		}
+		c.wait = nil
+		c.seq.Store(s.head + uint64(len(s.intake)))
+		s.head++
+	}
+	return s.takeReadyLocked(batch, evs, n, want)
+}
+
+// takeReadyLocked moves ready events into the batch from position n until it holds want.
+func (s *subscription[T]) takeReadyLocked(batch *[maxBatch]int32, evs *[maxBatch]Event[T], n, want int) int {
+	for ; n < want; n++ {
+		i := s.popReadyLocked()
+		if i < 0 {
+			break
+		}
+		s.slots[i].state = slotRunning
+		batch[n], evs[n] = i, s.slots[i].ev
+	}
+	return n
+}
+
+// slotForLocked gives an event taken straight from the intake a slot, once it needs one to
+// be retried or dead-lettered.
+func (s *subscription[T]) slotForLocked(ev *Event[T], w *waiter) int32 {
+	i := s.allocLocked()
+	sl := &s.slots[i]
+	sl.ev = *ev
+	sl.wait = w
+	sl.nextKey = -1
+	sl.state = slotRunning
+	return i
+}
+
+// invoke runs the handler once, turning a panic into a *PanicError.
+func (s *subscription[T]) invoke(ctx context.Context, ev *Event[T]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return s.handler(ctx, *ev)
+}
+
+// finishLocked ends event i for good: handled if err is nil, dead-lettered otherwise. It
+// releases the event's key to the next event with that key and frees the slot.
+func (s *subscription[T]) finishLocked(i int32, err error) {
+	sl := &s.slots[i]
+	if sl.wait != nil {
+		if err != nil {
+			err = &DeliveryError{Topic: s.topic, Subscriber: s.name, Attempts: int(sl.attempts), Err: err}
+		}
+		sl.wait.done(err)
+	}
+	if key := sl.ev.Key; key != "" {
+		if next := sl.nextKey; next >= 0 {
+			s.pushReadyLocked(next)
+		} else {
+			delete(s.keys, key)
+		}
+	}
+	*sl = slot[T]{next: s.free} // drop references for the garbage collector
+	s.free = i
+	s.releaseLocked()
+}
+
+// retryLaterLocked parks event i until its backoff has passed. Its key stays busy, so later
+// events with that key keep waiting; the worker moves on to other events.
+func (s *subscription[T]) retryLaterLocked(i int32, err error) {
+	sl := &s.slots[i]
+	s.backoff++
+	sl.state = slotBackoff
+	sl.lastErr = err
+	s.timers.Add(1)
+	sl.timer = time.AfterFunc(s.retry.backoff(int(sl.attempts)), func() {
+		s.mu.Lock()
+		s.retryDueLocked(i)
+		s.mu.Unlock()
+		s.timers.Done()
+	})
+}
+
+// retryDueLocked makes event i ready again after its backoff, unless abort already did.
+func (s *subscription[T]) retryDueLocked(i int32) {
+	sl := &s.slots[i]
+	if sl.state != slotBackoff {
+		return
+	}
+	sl.timer = nil
+	s.backoff--
+	s.pushReadyLocked(i)
+}
+
+// abort stops the subscription hard: handlers' contexts are cancelled, retry waits end, and
+// every event not yet handled is dead-lettered with an error wrapping ErrClosed.
+func (s *subscription[T]) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state.Load() == stateAborting {
+		return
+	}
+	s.state.Store(stateAborting)
+	s.cancel(ErrClosed)
+	for i := range s.slots {
+		sl := &s.slots[i]
+		if sl.state == slotBackoff && sl.timer.Stop() {
+			s.timers.Done()
+			s.retryDueLocked(int32(i))
+		}
+	}
+	s.notifyRoomLocked()
+	s.work.Broadcast()
+}
+
+// beginClose stops intake; the workers handle what was accepted, then exit.
+func (c *subCore) beginClose() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state.CompareAndSwap(stateOpen, stateClosing)
+	c.notifyRoomLocked()
+	c.work.Broadcast()
+}
+
+// wait blocks until the workers and retry timers are gone.
+func (c *subCore) wait() {
+	<-c.done
+	c.timers.Wait()
+}
+
+// closedError is the error of an event dead-lettered because its subscription stopped.
+func closedError(last error) error {
+	if last == nil {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w; last error: %w", ErrClosed, last)
+}
+
+// deadLetterEvent hands event ev to the dead-letter hook, logging a failure of the hook.
+func (s *subscription[T]) deadLetterEvent(ctx context.Context, ev *Event[T], attempts int, err error) {
+	dl := DeadLetter{
+		Event: Event[any]{
+			ID: ev.ID, Type: ev.Type, Source: ev.Source, Time: ev.Time,
+			Key: ev.Key, Payload: ev.Payload, Metadata: ev.Metadata,
+		},
+		Subscriber: s.name,
+		Attempts:   attempts,
+		Err:        err,
+	}
+	s.bus.deliverDeadLetter(ctx, s.deadLetter, dl)
+}

@@ -1,0 +1,169 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ae30fb47/eventbus"
+)
+
+type Order struct {
+	ID    string
+	Total int
+}
+
+var orderCreated = eventbus.NewTopic[Order]("order.created")
+
+// The quick start: a topic, a subscriber, a publish that waits for the handler, and Close.
+func Example() {
+	bus := eventbus.New()
+
+	eventbus.Subscribe(bus, orderCreated, "inventory", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		fmt.Printf("reserving stock for %s (%d)\n", ev.Payload.ID, ev.Payload.Total)
+		return nil
+	})
+
+	ctx := context.Background()
+	err := eventbus.Publish(ctx, bus, orderCreated, Order{ID: "o-1", Total: 42}, eventbus.WithWait())
+	fmt.Println("published:", err)
+
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fmt.Println("closed:", bus.Close(ctx))
+	// Output:
+	// reserving stock for o-1 (42)
+	// published: <nil>
+	// closed: <nil>
+}
+
+// A handler receives the payload in an envelope: the topic as Type, the ordering Key and
+// the Metadata the publisher attached.
+func ExampleSubscribe() {
+	bus := eventbus.New(eventbus.WithSource("checkout"))
+
+	eventbus.Subscribe(bus, orderCreated, "audit", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		fmt.Println("type:", ev.Type)
+		fmt.Println("source:", ev.Source)
+		fmt.Println("key:", ev.Key)
+		fmt.Println("payload:", ev.Payload.ID)
+		fmt.Println("request id:", ev.Metadata["request_id"])
+		return nil
+	})
+
+	eventbus.Publish(context.Background(), bus, orderCreated, Order{ID: "o-7"},
+		eventbus.WithKey("o-7"),
+		eventbus.WithMetadata(eventbus.Metadata{"request_id": "req-123"}),
+		eventbus.WithWait())
+	bus.Close(context.Background())
+	// Output:
+	// type: order.created
+	// source: checkout
+	// key: o-7
+	// payload: o-7
+	// request id: req-123
+}
+
+// Events with the same key are handled one at a time, in publish order, while different
+// keys run in parallel.
+func ExampleWithKey() {
+	bus := eventbus.New()
+
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	eventbus.Subscribe(bus, orderCreated, "shipping", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[ev.Key] = append(seen[ev.Key], ev.Payload.Total)
+		return nil
+	}, eventbus.WithConcurrency(4))
+
+	ctx := context.Background()
+	for step := 1; step <= 3; step++ {
+		for _, id := range []string{"o-1", "o-2"} {
+			eventbus.Publish(ctx, bus, orderCreated, Order{ID: id, Total: step}, eventbus.WithKey(id))
+		}
+	}
+	bus.Close(ctx)
+
+	for _, key := range slices.Sorted(maps.Keys(seen)) {
+		fmt.Println(key, seen[key])
+	}
+	// Output:
+	// o-1 [1 2 3]
+	// o-2 [1 2 3]
+}
+
+// A handler that fails is retried with backoff; one that returns a Permanent error, or
+// runs out of attempts, has its event dead-lettered.
+func ExampleWithRetry() {
+	deadLetters := eventbus.DeadLetterFunc(func(ctx context.Context, dl eventbus.DeadLetter) error {
+		fmt.Printf("dead letter: %s gave up on %s after %d attempt(s): %v\n",
+			dl.Subscriber, dl.Event.Payload.(Order).ID, dl.Attempts, dl.Err)
+		return nil
+	})
+	bus := eventbus.New(eventbus.WithDeadLetter(deadLetters))
+
+	attempts := 0
+	eventbus.Subscribe(bus, orderCreated, "payment", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		if ev.Payload.Total < 0 {
+			return eventbus.Permanent(errors.New("negative total"))
+		}
+		attempts++
+		if attempts < 3 {
+			return errors.New("payment service unavailable")
+		}
+		fmt.Printf("charged %s on attempt %d\n", ev.Payload.ID, attempts)
+		return nil
+	}, eventbus.WithConcurrency(1), eventbus.WithRetry(eventbus.RetryPolicy{
+		MaxAttempts:    5,
+		InitialBackoff: time.Millisecond,
+	}))
+
+	ctx := context.Background()
+	eventbus.Publish(ctx, bus, orderCreated, Order{ID: "o-1", Total: 10}, eventbus.WithWait())
+	err := eventbus.Publish(ctx, bus, orderCreated, Order{ID: "o-2", Total: -1}, eventbus.WithWait())
+	fmt.Println("publish o-2:", err != nil)
+	bus.Close(ctx)
+	// Output:
+	// charged o-1 on attempt 3
+	// dead letter: payment gave up on o-2 after 1 attempt(s): negative total
+	// publish o-2: true
+}
+
+// Close handles the events already accepted, then refuses new ones with ErrClosed.
+func ExampleBus_Close() {
+	bus := eventbus.New()
+
+	var mu sync.Mutex
+	var handled []string
+	eventbus.Subscribe(bus, orderCreated, "slow", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		time.Sleep(10 * time.Millisecond)
+		mu.Lock()
+		handled = append(handled, ev.Payload.ID)
+		mu.Unlock()
+		return nil
+	}, eventbus.WithConcurrency(1))
+
+	ctx := context.Background()
+	for _, id := range []string{"o-1", "o-2", "o-3"} {
+		eventbus.Publish(ctx, bus, orderCreated, Order{ID: id})
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fmt.Println("close:", bus.Close(ctx))
+	fmt.Println("handled before Close returned:", strings.Join(handled, ", "))
+
+	err := eventbus.Publish(ctx, bus, orderCreated, Order{ID: "o-4"})
+	fmt.Println("publish after close:", errors.Is(err, eventbus.ErrClosed))
+	// Output:
+	// close: <nil>
+	// handled before Close returned: o-1, o-2, o-3
+	// publish after close: true
+}

@@ -1,0 +1,58 @@
+package eventbus
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is a dead-letter hook that keeps what it receives.
+type recorder struct {
+	mu  sync.Mutex
+	dls []DeadLetter
+}
+
+func (r *recorder) HandleDeadLetter(_ context.Context, dl DeadLetter) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dls = append(r.dls, dl)
+	return nil
+}
+
+func (r *recorder) all() []DeadLetter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]DeadLetter(nil), r.dls...)
+}
+
+// mustSubscribe subscribes or fails the test.
+func mustSubscribe[T any](t testing.TB, b *Bus, topic Topic[T], name string, h func(context.Context, Event[T]) error, opts ...SubscribeOption) *Subscription {
+	t.Helper()
+	s, err := Subscribe(b, topic, name, h, opts...)
+	if err != nil {
+		t.Fatalf("Subscribe(%q) = %v; want nil", name, err)
+	}
+	return s
+}
+
+// mustPublish publishes or fails the test.
+func mustPublish[T any](t testing.TB, b *Bus, topic Topic[T], payload T, opts ...PublishOption) {
+	t.Helper()
+	if err := Publish(context.Background(), b, topic, payload, opts...); err != nil {
+		t.Fatalf("Publish(%v) = %v; want nil", payload, err)
+	}
+}
+
+// closeBus closes b, failing the test if that takes longer than a generous bound.
+func closeBus(t testing.TB, b *Bus) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close() = %v; want nil", err)
+	}
+}
+
+// fastRetry retries quickly, so tests without synctest do not wait.
+var fastRetry = RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Microsecond, MaxBackoff: 10 * time.Microsecond}

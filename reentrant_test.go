@@ -1,0 +1,144 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type hop struct{ TTL int }
+
+// runWithin fails the test if f does not return within d: a deadlock shows as a failure,
+// not a hung test binary.
+func runWithin(t *testing.T, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("deadlock: not done after %v", d)
+	}
+}
+
+// TestPublishFromHandlerChain: A's handler publishes to B, B's to C, all with buffer 1 and
+// one worker, so every hop waits on a full buffer.
+func TestPublishFromHandlerChain(t *testing.T) {
+	b := New()
+	a, bt, c := NewTopic[int]("a"), NewTopic[int]("b"), NewTopic[int]("c")
+	var handled atomic.Int32
+	opts := []SubscribeOption{WithBuffer(1), WithConcurrency(1)}
+	mustSubscribe(t, b, a, "a", func(ctx context.Context, ev Event[int]) error {
+		return Publish(ctx, b, bt, ev.Payload)
+	}, opts...)
+	mustSubscribe(t, b, bt, "b", func(ctx context.Context, ev Event[int]) error {
+		return Publish(ctx, b, c, ev.Payload)
+	}, opts...)
+	mustSubscribe(t, b, c, "c", func(context.Context, Event[int]) error {
+		time.Sleep(10 * time.Microsecond) // the end of the chain is the slowest
+		handled.Add(1)
+		return nil
+	}, opts...)
+	runWithin(t, 20*time.Second, func() {
+		for i := range 300 {
+			mustPublish(t, b, a, i)
+		}
+		closeBus(t, b)
+	})
+	if handled.Load() != 300 {
+		t.Errorf("end of chain handled %d; want 300", handled.Load())
+	}
+}
+
+// TestPublishFromHandlerCycle: handlers of A and B publish to each other (and A to itself)
+// until each event's TTL runs out, under full one-slot buffers: a cycle of waits that
+// deadlocks a bus with plain bounded queues.
+func TestPublishFromHandlerCycle(t *testing.T) {
+	for _, conc := range []int{1, 3} {
+		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
+			var dls recorder
+			b := New(WithDeadLetter(&dls))
+			ta, tb := NewTopic[hop]("a"), NewTopic[hop]("b")
+			var hops atomic.Int32
+			forward := func(to Topic[hop], self bool) func(context.Context, Event[hop]) error {
+				return func(ctx context.Context, ev Event[hop]) error {
+					hops.Add(1)
+					if ev.Payload.TTL == 0 {
+						return nil
+					}
+					next := hop{ev.Payload.TTL - 1}
+					if self {
+						if err := Publish(ctx, b, ta, next); err != nil {
+							return err
+						}
+					}
+					return Publish(ctx, b, to, next)
+				}
+			}
+			opts := []SubscribeOption{WithBuffer(1), WithConcurrency(conc), WithRetry(fastRetry)}
+			mustSubscribe(t, b, ta, "a", forward(tb, false), opts...)
+			mustSubscribe(t, b, tb, "b", forward(ta, true), opts...)
+			runWithin(t, 20*time.Second, func() {
+				for range 20 {
+					mustPublish(t, b, ta, hop{TTL: 6})
+				}
+				closeBus(t, b)
+			})
+			if n := len(dls.all()); n > 0 {
+				t.Errorf("%d dead letters, first %v; want none", n, dls.all()[0].Err)
+			}
+			// Each event with TTL t at A makes one at B with t-1; each at B makes two (A and
+			// A again via its own topic... here: to A twice). Count: hops(A,t) = 1 + hops(B,t-1),
+			// hops(B,t) = 1 + 2*hops(A,t-1) for t > 0, 1 for t = 0.
+			var hopsA, hopsB func(int) int32
+			hopsA = func(t int) int32 {
+				if t == 0 {
+					return 1
+				}
+				return 1 + hopsB(t-1)
+			}
+			hopsB = func(t int) int32 {
+				if t == 0 {
+					return 1
+				}
+				return 1 + 2*hopsA(t-1)
+			}
+			if want := 20 * hopsA(6); hops.Load() != want {
+				t.Errorf("handled %d hops; want %d", hops.Load(), want)
+			}
+		})
+	}
+}
+
+// TestNoLostWakeups hammers the hand-off between publishers and idle workers with buffers
+// no larger than the intake ring, where a publisher never falls back to the locked path:
+// a lost wake-up shows as a publisher waiting for room forever while the workers sleep.
+func TestNoLostWakeups(t *testing.T) {
+	n := 200_000
+	if testing.Short() {
+		n = 50_000
+	}
+	b := New()
+	topic := NewTopic[int]("hammer")
+	var handled atomic.Int64
+	for i := range 10 {
+		mustSubscribe(t, b, topic, fmt.Sprint(i), func(context.Context, Event[int]) error {
+			handled.Add(1)
+			return nil
+		}, WithBuffer(64))
+	}
+	runWithin(t, 60*time.Second, func() {
+		for i := range n {
+			mustPublish(t, b, topic, i)
+		}
+		closeBus(t, b)
+	})
+	if got := handled.Load(); got != int64(10*n) {
+		t.Errorf("handled %d; want %d", got, 10*n)
+	}
+}
