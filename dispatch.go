@@ -296,6 +296,12 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 		n := s.takeLocked(&batch, &evs, &waits)
 		if n == 0 {
 			s.flushLocked()
+			if s.waiters.Load() > 0 && s.stalledLocked() {
+				// This worker has nothing to run and every busy one is blocked publishing:
+				// a handler waiting for room here may close a cycle of waits, so it must
+				// look again (see reserveLocked).
+				s.notifyRoomLocked()
+			}
 			if s.state.Load() != stateOpen && s.held.Load() == 0 {
 				break
 			}

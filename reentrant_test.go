@@ -3,15 +3,17 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 type hop struct{ TTL int }
 
-// runWithin fails the test if f does not return within d: a deadlock shows as a failure,
-// not a hung test binary.
+// runWithin fails the test if f does not return within d: a deadlock shows as a failure
+// with every goroutine's stack, not as a hung test binary.
 func runWithin(t *testing.T, d time.Duration, f func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -22,7 +24,8 @@ func runWithin(t *testing.T, d time.Duration, f func()) {
 	select {
 	case <-done:
 	case <-time.After(d):
-		t.Fatalf("deadlock: not done after %v", d)
+		buf := make([]byte, 1<<20)
+		t.Fatalf("deadlock: not done after %v; goroutines:\n%s", d, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -141,4 +144,66 @@ func TestNoLostWakeups(t *testing.T) {
 	if got := handled.Load(); got != int64(10*n) {
 		t.Errorf("handled %d; want %d", got, 10*n)
 	}
+}
+
+// TestStallSeenWhenAWorkerGoesIdle pins down a lost wake-up that once deadlocked
+// TestPublishFromHandlerCycle about once in a thousand runs. Subscription A (concurrency 2)
+// has one handler blocked publishing to a gated C and another merely slow; B's handler
+// waits for room in A. When the slow handler returns, A's only busy worker is blocked
+// publishing and nothing else can run: A is stalled, and B's handler, which may be part of
+// a cycle of waits, must be told to look again. Missing that wake-up leaves it waiting
+// even though A has room.
+func TestStallSeenWhenAWorkerGoesIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		ta, tb, tc := NewTopic[string]("a"), NewTopic[int]("b"), NewTopic[int]("c")
+		slow, gateC := make(chan struct{}), make(chan struct{})
+		mustSubscribe(t, b, tc, "c", func(context.Context, Event[int]) error {
+			<-gateC
+			return nil
+		}, WithBuffer(1), WithConcurrency(1))
+		mustSubscribe(t, b, ta, "a", func(ctx context.Context, ev Event[string]) error {
+			switch ev.Payload {
+			case "slow":
+				<-slow
+			case "publish":
+				return Publish(ctx, b, tc, 2) // waits: C is full and not stalled
+			}
+			return nil
+		}, WithBuffer(3), WithConcurrency(2))
+		fromB := make(chan error, 1)
+		mustSubscribe(t, b, tb, "b", func(ctx context.Context, ev Event[int]) error {
+			err := Publish(ctx, b, ta, "from b")
+			fromB <- err
+			return err
+		}, WithBuffer(1), WithConcurrency(1))
+
+		mustPublish(t, b, tc, 1) // C's only worker waits on gateC: C is full
+		synctest.Wait()
+		mustPublish(t, b, ta, "slow")
+		synctest.Wait()
+		mustPublish(t, b, ta, "publish", WithKey("k"))
+		synctest.Wait()
+		mustPublish(t, b, ta, "behind publish", WithKey("k")) // A is full: 3 held
+		mustPublish(t, b, tb, 1)
+		synctest.Wait()
+		select {
+		case err := <-fromB:
+			t.Fatalf("B's handler published to a full A (err %v); want it to wait", err)
+		default:
+		}
+
+		close(slow)
+		synctest.Wait()
+		select {
+		case err := <-fromB:
+			if err != nil {
+				t.Errorf("B's handler: Publish = %v; want nil", err)
+			}
+		default:
+			t.Fatal("B's handler still waits for room in A, which has room and is stalled")
+		}
+		close(gateC)
+		closeBus(t, b)
+	})
 }
