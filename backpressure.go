@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // subCore is the non-generic state of one subscription: its lifecycle, its counters and the
@@ -17,6 +18,10 @@ type subCore struct {
 	concurrency int
 	retry       RetryPolicy
 	deadLetter  DeadLetterHandler
+	timeout     time.Duration // of each attempt; 0 for none
+	dedup       *dedupSet     // nil without de-duplication
+	dedupMax    int
+	breaker     *breaker // nil without a circuit breaker
 
 	// Written by publishers without the lock (and by workers, for held, in batches).
 	_    [64]byte

@@ -28,6 +28,7 @@ import (
 type subscription[T any] struct {
 	subCore
 	handler func(context.Context, Event[T]) error
+	chain   Handler // the handler wrapped in middleware, or nil without middleware
 
 	intake []intakeCell[T] // length a power of two
 	mask   uint64
@@ -80,6 +81,7 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 	}
 	s := &subscription[T]{
 		handler:   h,
+		chain:     chain(h, cfg.middleware),
 		intake:    make([]intakeCell[T], n),
 		mask:      uint64(n - 1),
 		free:      -1,
@@ -98,6 +100,13 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 	s.concurrency = cfg.concurrency
 	s.retry = cfg.retry
 	s.deadLetter = cfg.deadLetter
+	s.timeout = cfg.timeout
+	if cfg.dedupWindow > 0 {
+		s.dedup, s.dedupMax = newDedupSet(cfg.dedupWindow, cfg.dedupMax), cfg.dedupMax
+	}
+	if cfg.breakerFailures > 0 {
+		s.breaker = &breaker{failures: cfg.breakerFailures, coolDown: cfg.breakerCoolDown}
+	}
 	s.done = make(chan struct{})
 	s.work.L = &s.mu
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
@@ -287,13 +296,14 @@ func (s *subscription[T]) popReadyLocked() int32 {
 // ready list up to maxBatch, to pay for the lock once per batch rather than per event. With
 // no backlog it takes one event at a time, so a slow handler holds up no other event.
 func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
-	var batch [maxBatch]int32 // slot indexes, or -1 for events taken straight from the intake
-	var evs [maxBatch]Event[T]
-	var waits [maxBatch]*waiter // of the events taken straight from the intake
-	var errs [maxBatch]error
+	var wb workBatch[T]
+	var d *Delivery // reused by every attempt that goes through middleware
+	if s.chain != nil {
+		d = &Delivery{Subscriber: s.name}
+	}
 	s.mu.Lock()
 	for {
-		n := s.takeLocked(&batch, &evs, &waits)
+		n := s.takeLocked(&wb)
 		if n == 0 {
 			s.flushLocked()
 			if s.waiters.Load() > 0 && s.stalledLocked() {
@@ -321,38 +331,48 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 		s.mu.Unlock()
 
 		for j := range n {
-			if s.state.Load() == stateAborting {
-				errs[j] = errNotRun
-				continue
+			switch {
+			case s.state.Load() == stateAborting:
+				wb.err[j] = errNotRun
+			case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.now().UnixNano(), s.dedupMax):
+				wb.err[j] = errDuplicate
+			default:
+				wb.err[j] = s.invoke(ctx, &wb.ev[j], int(wb.attempt[j]), d)
 			}
-			errs[j] = s.invoke(ctx, &evs[j])
 		}
 
 		s.mu.Lock()
-		for j, i := range batch[:n] {
-			err := errs[j]
-			errs[j] = nil
+		for j, i := range wb.slot[:n] {
+			err := wb.err[j]
+			wb.err[j] = nil
+			if err != errNotRun && err != errDuplicate {
+				s.attemptedLocked(err == nil)
+			}
 			if i < 0 {
-				w := waits[j]
-				waits[j] = nil
-				if err == nil { // the common case: no slot needed
+				w := wb.wait[j]
+				wb.wait[j] = nil
+				if err == nil || err == errDuplicate { // the common case: no slot needed
 					if w != nil {
 						w.done(nil)
 					}
 					s.releaseLocked()
-					evs[j] = Event[T]{}
+					wb.ev[j] = Event[T]{}
 					continue
 				}
-				i = s.slotForLocked(&evs[j], w)
+				i = s.slotForLocked(&wb.ev[j], w)
 			}
 			sl := &s.slots[i]
 			switch {
 			case err == errNotRun:
 				err = closedError(sl.lastErr)
+			case err == errDuplicate:
+				s.finishLocked(i, nil)
+				wb.ev[j] = Event[T]{}
+				continue
 			case err == nil:
 				sl.attempts++
 				s.finishLocked(i, nil)
-				evs[j] = Event[T]{}
+				wb.ev[j] = Event[T]{}
 				continue
 			default:
 				sl.attempts++
@@ -360,16 +380,16 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 					err = closedError(err)
 				} else if int(sl.attempts) < s.retry.MaxAttempts && !isPermanent(err) {
 					s.retryLaterLocked(i, err)
-					evs[j] = Event[T]{}
+					wb.ev[j] = Event[T]{}
 					continue
 				}
 			}
 			attempts := int(sl.attempts)
 			s.mu.Unlock()
-			s.deadLetterEvent(dlCtx, &evs[j], attempts, err)
+			s.deadLetterEvent(dlCtx, &wb.ev[j], attempts, err)
 			s.mu.Lock()
 			s.finishLocked(i, err)
-			evs[j] = Event[T]{}
+			wb.ev[j] = Event[T]{}
 		}
 		s.running--
 	}
@@ -380,30 +400,46 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 	s.mu.Unlock()
 }
 
+// workBatch is the events a worker holds between two takes.
+type workBatch[T any] struct {
+	slot    [maxBatch]int32 // slot indexes, or -1 for events taken straight from the intake
+	ev      [maxBatch]Event[T]
+	wait    [maxBatch]*waiter // of the events taken straight from the intake
+	attempt [maxBatch]int32   // the attempt about to run, from 1
+	err     [maxBatch]error
+}
+
 // maxBatch is the most events a worker takes at once.
 const maxBatch = 16
 
 // errNotRun marks a batched event whose handler was not run because the subscription began
-// to abort; it never leaves the worker.
-var errNotRun = errors.New("eventbus: not run")
+// to abort, and errDuplicate one skipped by de-duplication; neither leaves the worker.
+var (
+	errNotRun    = errors.New("eventbus: not run")
+	errDuplicate = errors.New("eventbus: duplicate")
+)
 
 // takeLocked fills the worker's batch with events to run, as many as its share of the
-// backlog (one if there is none), and returns how many. Ready events go first; then the
-// intake is drained in order: events without a key go straight into the batch while it has
-// room, sparing them the slots, and the others into the slots, keyed ones behind their key.
-func (s *subscription[T]) takeLocked(batch *[maxBatch]int32, evs *[maxBatch]Event[T], waits *[maxBatch]*waiter) int {
+// backlog (one if there is none) and the circuit breaker admit, and returns how many. Ready
+// events go first; then the intake is drained in order: events without a key go straight
+// into the batch while it has room, sparing them the slots, and the others into the slots,
+// keyed ones behind their key.
+func (s *subscription[T]) takeLocked(wb *workBatch[T]) int {
 	want := 1
 	if backlog := s.readyLen + int(s.tail.Load()-s.head); backlog > s.concurrency {
 		want = min(maxBatch, backlog/s.concurrency)
 	}
-	n := s.takeReadyLocked(batch, evs, 0, want)
+	if s.breaker != nil {
+		want = s.admitLocked(want)
+	}
+	n := s.takeReadyLocked(wb, 0, want)
 	for {
 		c := &s.intake[s.head&s.mask]
 		if c.seq.Load() != s.head+1 {
 			break
 		}
 		if c.ev.Key == "" && n < want {
-			batch[n], evs[n], waits[n] = -1, c.ev, c.wait
+			wb.slot[n], wb.ev[n], wb.wait[n], wb.attempt[n] = -1, c.ev, c.wait, 1
 			n++
 		} else {
 			s.commitLocked(&c.ev, c.wait)
@@ -412,18 +448,23 @@ func (s *subscription[T]) takeLocked(batch *[maxBatch]int32, evs *[maxBatch]Even
 		c.seq.Store(s.head + uint64(len(s.intake)))
 		s.head++
 	}
-	return s.takeReadyLocked(batch, evs, n, want)
+	n = s.takeReadyLocked(wb, n, want)
+	if s.breaker != nil {
+		s.tookLocked(n)
+	}
+	return n
 }
 
 // takeReadyLocked moves ready events into the batch from position n until it holds want.
-func (s *subscription[T]) takeReadyLocked(batch *[maxBatch]int32, evs *[maxBatch]Event[T], n, want int) int {
+func (s *subscription[T]) takeReadyLocked(wb *workBatch[T], n, want int) int {
 	for ; n < want; n++ {
 		i := s.popReadyLocked()
 		if i < 0 {
 			break
 		}
-		s.slots[i].state = slotRunning
-		batch[n], evs[n] = i, s.slots[i].ev
+		sl := &s.slots[i]
+		sl.state = slotRunning
+		wb.slot[n], wb.ev[n], wb.attempt[n] = i, sl.ev, sl.attempts+1
 	}
 	return n
 }
@@ -440,14 +481,31 @@ func (s *subscription[T]) slotForLocked(ev *Event[T], w *waiter) int32 {
 	return i
 }
 
-// invoke runs the handler once, turning a panic into a *PanicError.
-func (s *subscription[T]) invoke(ctx context.Context, ev *Event[T]) (err error) {
+// invoke runs one attempt of the handler, through the handler timeout and middleware if
+// the subscription has them, turning a panic into a *PanicError.
+func (s *subscription[T]) invoke(ctx context.Context, ev *Event[T], attempt int, d *Delivery) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
-	return s.handler(ctx, *ev)
+	if s.timeout > 0 {
+		return withTimeout(ctx, s.timeout, func(ctx context.Context) error { return s.call(ctx, ev, attempt, d) })
+	}
+	return s.call(ctx, ev, attempt, d)
+}
+
+// call runs the handler, through the middleware if any.
+func (s *subscription[T]) call(ctx context.Context, ev *Event[T], attempt int, d *Delivery) error {
+	if s.chain == nil {
+		return s.handler(ctx, *ev)
+	}
+	*d = Delivery{
+		ID: ev.ID, Type: ev.Type, Source: ev.Source, Time: ev.Time, Key: ev.Key,
+		Metadata: ev.Metadata, Subscriber: s.name, Attempt: attempt, event: ev,
+	}
+	defer func() { d.event, d.Metadata = nil, nil }()
+	return s.chain(ctx, d)
 }
 
 // finishLocked ends event i for good: handled if err is nil, dead-lettered otherwise. It
@@ -509,6 +567,7 @@ func (s *subscription[T]) abort() {
 	}
 	s.state.Store(stateAborting)
 	s.cancel(ErrClosed)
+	s.stopBreakerLocked()
 	for i := range s.slots {
 		sl := &s.slots[i]
 		if sl.state == slotBackoff && sl.timer.Stop() {

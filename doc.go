@@ -53,6 +53,16 @@
 // the bus default, which logs it with log/slog at level Error. [DeadLetter] tells which
 // subscriber gave up, after how many attempts, and why.
 //
+// # Protections
+//
+// Options guard a subscription against handlers that misbehave: [WithDeduplication] skips
+// repeated event IDs within a window, with bounded memory; [WithHandlerTimeout] cancels an
+// attempt that runs too long and counts it as failed; [WithCircuitBreaker] pauses a
+// subscription whose handler keeps failing, then probes (see [Subscription.Circuit]); and
+// [WithMiddleware] wraps every attempt in the user's own [Middleware], which sees a
+// [Delivery]. They apply in that order, outermost first, around panic recovery, the
+// middleware and the handler.
+//
 // # Backpressure
 //
 // Each subscriber holds at most its buffer's worth of accepted, unfinished events

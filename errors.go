@@ -51,3 +51,6 @@ func (e *PanicError) Unwrap() error {
 // errGone is returned by a subscription removed while a publisher was reaching it; the
 // publisher skips that subscriber.
 var errGone = errors.New("eventbus: subscription removed")
+
+// errNilMiddleware is returned by Subscribe for a nil Middleware.
+var errNilMiddleware = errors.New("eventbus: WithMiddleware: middleware must not be nil")

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -56,3 +57,6 @@ func closeBus(t testing.TB, b *Bus) {
 
 // fastRetry retries quickly, so tests without synctest do not wait.
 var fastRetry = RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Microsecond, MaxBackoff: 10 * time.Microsecond}
+
+// discardLogger drops everything, for tests whose bus logs by design.
+var discardLogger = slog.New(slog.DiscardHandler)

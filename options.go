@@ -80,7 +80,15 @@ type subscribeConfig struct {
 	buffer      int
 	retry       RetryPolicy
 	deadLetter  DeadLetterHandler
-	err         error // the first invalid option
+	middleware  []Middleware
+	timeout     time.Duration
+	dedupWindow time.Duration
+	dedupMax    int
+
+	breakerFailures int
+	breakerCoolDown time.Duration
+
+	err error // the first invalid option
 }
 
 // DefaultBuffer is the buffer capacity of a subscription that sets none with [WithBuffer].

@@ -1,0 +1,101 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestCircuitBreakerPausesThenProbes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var down atomic.Bool
+		down.Store(true)
+		var attempts, handled atomic.Int32
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			attempts.Add(1)
+			if down.Load() {
+				return errors.New("dependency down")
+			}
+			handled.Add(1)
+			return nil
+		}, WithConcurrency(1), WithCircuitBreaker(3, 10*time.Second),
+			WithRetry(RetryPolicy{MaxAttempts: 100, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+		if got := sub.Circuit(); got != CircuitClosed {
+			t.Fatalf("Circuit() = %v before any failure; want closed", got)
+		}
+		for i := range 5 {
+			mustPublish(t, b, orders, order{Total: i})
+		}
+		synctest.Wait()
+		time.Sleep(time.Second) // retries every millisecond, if the circuit let them
+		if got, n := sub.Circuit(), attempts.Load(); got != CircuitOpen || n != 3 {
+			t.Fatalf("after 3 failures: circuit %v with %d attempts; want open after 3", got, n)
+		}
+		time.Sleep(9*time.Second - time.Millisecond)
+		synctest.Wait()
+		if n := attempts.Load(); n != 3 {
+			t.Fatalf("%d attempts during the cool-down; want none", n-3)
+		}
+		time.Sleep(time.Millisecond) // the cool-down ends: one probe, which fails
+		synctest.Wait()
+		if got, n := sub.Circuit(), attempts.Load(); got != CircuitOpen || n != 4 {
+			t.Fatalf("after a failed probe: circuit %v with %d attempts; want open after 4", got, n)
+		}
+		down.Store(false)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if got := sub.Circuit(); got != CircuitClosed {
+			t.Fatalf("after a good probe: circuit %v; want closed", got)
+		}
+		closeBus(t, b)
+		if handled.Load() != 5 {
+			t.Errorf("handled %d of 5 events; want every one: the circuit drops nothing", handled.Load())
+		}
+	})
+}
+
+func TestCloseDeadlineEndsACoolDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var dls recorder
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			return errors.New("down")
+		}, WithConcurrency(1), WithCircuitBreaker(1, time.Hour), WithDeadLetter(&dls))
+		mustPublish(t, b, orders, order{ID: "1"})
+		mustPublish(t, b, orders, order{ID: "2"})
+		synctest.Wait()
+		if sub.Circuit() != CircuitOpen {
+			t.Fatalf("Circuit() = %v; want open", sub.Circuit())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := b.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close() = %v; want %v", err, context.DeadlineExceeded)
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("Close took %v; want the 1s deadline, not the hour-long cool-down", d)
+		}
+		got := dls.all()
+		if len(got) != 2 || !errors.Is(got[0].Err, ErrClosed) || !errors.Is(got[1].Err, ErrClosed) {
+			t.Errorf("dead letters %v; want both events, with ErrClosed", got)
+		}
+	})
+}
+
+func TestWithCircuitBreakerRejectsBadArguments(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	for _, o := range []SubscribeOption{WithCircuitBreaker(0, time.Second), WithCircuitBreaker(1, 0)} {
+		if _, err := Subscribe(b, orders, "s", func(context.Context, Event[order]) error { return nil }, o); err == nil {
+			t.Error("Subscribe(bad WithCircuitBreaker) = nil; want an error")
+		}
+	}
+	if got := CircuitHalfOpen.String(); got != "half-open" {
+		t.Errorf("CircuitHalfOpen.String() = %q", got)
+	}
+}

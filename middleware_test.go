@@ -1,0 +1,128 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+)
+
+func TestMiddlewareRunsOutermostFirstAroundEveryAttempt(t *testing.T) {
+	b := New(WithDeadLetter(DiscardDeadLetters))
+	var mu sync.Mutex
+	var trace []string
+	var deliveries []Delivery
+	record := func(s string) {
+		mu.Lock()
+		trace = append(trace, s)
+		mu.Unlock()
+	}
+	named := func(name string) Middleware {
+		return func(next Handler) Handler {
+			return func(ctx context.Context, d *Delivery) error {
+				record(name + ">")
+				if name == "a" {
+					mu.Lock()
+					deliveries = append(deliveries, *d)
+					mu.Unlock()
+				}
+				err := next(ctx, d)
+				record("<" + name)
+				return err
+			}
+		}
+	}
+	attempts := 0
+	mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		record("handler")
+		if attempts++; attempts == 1 {
+			return errors.New("first attempt fails")
+		}
+		return nil
+	}, WithConcurrency(1), WithRetry(fastRetry), WithMiddleware(named("a"), named("b")), WithMiddleware(named("c")))
+	if err := Publish(context.Background(), b, orders, order{ID: "o1"}, WithKey("k"), WithMetadata(Metadata{"m": "v"}), WithWait()); err != nil {
+		t.Fatalf("Publish() = %v; want nil after the retry", err)
+	}
+	closeBus(t, b)
+
+	once := []string{"a>", "b>", "c>", "handler", "<c", "<b", "<a"}
+	if want := slices.Concat(once, once); !slices.Equal(trace, want) {
+		t.Errorf("trace = %v; want %v", trace, want)
+	}
+	if len(deliveries) != 2 {
+		t.Fatalf("middleware saw %d deliveries; want 2", len(deliveries))
+	}
+	for i, d := range deliveries {
+		if d.Attempt != i+1 || d.Subscriber != "s" || d.Type != orders.Name() || d.Key != "k" || d.Metadata["m"] != "v" || d.ID.Version() != 7 {
+			t.Errorf("delivery %d = %+v; want attempt %d of subscriber s, the event's envelope", i, d, i+1)
+		}
+	}
+}
+
+func TestMiddlewareSeesPayloadAndCanFailOrPanic(t *testing.T) {
+	b := New()
+	var dls recorder
+	var payloads []any
+	failing := func(next Handler) Handler {
+		return func(ctx context.Context, d *Delivery) error {
+			payloads = append(payloads, d.Payload())
+			switch d.Payload().(order).ID {
+			case "refused":
+				return Permanent(errors.New("refused by middleware"))
+			case "panics":
+				panic("middleware panic")
+			}
+			return next(ctx, d)
+		}
+	}
+	handled := 0
+	mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+		handled++
+		return nil
+	}, WithConcurrency(1), WithRetry(RetryPolicy{MaxAttempts: 1}), WithDeadLetter(&dls), WithMiddleware(failing))
+	for _, id := range []string{"ok", "refused", "panics"} {
+		mustPublish(t, b, orders, order{ID: id})
+	}
+	closeBus(t, b)
+	if handled != 1 {
+		t.Errorf("handler ran %d times; want 1 (the others were stopped by middleware)", handled)
+	}
+	if want := []any{order{ID: "ok"}, order{ID: "refused"}, order{ID: "panics"}}; !slices.Equal(payloads, want) {
+		t.Errorf("middleware saw payloads %v; want %v", payloads, want)
+	}
+	got := dls.all()
+	if len(got) != 2 {
+		t.Fatalf("%d dead letters; want 2", len(got))
+	}
+	var pe *PanicError
+	if got[0].Err.Error() != "refused by middleware" || !errors.As(got[1].Err, &pe) {
+		t.Errorf("dead letters = %v, %v; want the middleware's error, then a *PanicError", got[0].Err, got[1].Err)
+	}
+}
+
+func TestWithMiddlewareRejectsNil(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	_, err := Subscribe(b, orders, "s", func(context.Context, Event[order]) error { return nil }, WithMiddleware(nil))
+	if err == nil {
+		t.Error("Subscribe(WithMiddleware(nil)) = nil; want an error")
+	}
+}
+
+// TestMiddlewareCostsNoAllocation: the plain path stays allocation-free, and middleware
+// that does not ask for the payload adds none either (the Delivery is reused).
+func TestMiddlewareCostsNoAllocation(t *testing.T) {
+	pass := func(next Handler) Handler {
+		return func(ctx context.Context, d *Delivery) error { return next(ctx, d) }
+	}
+	for _, opts := range [][]SubscribeOption{nil, {WithMiddleware(pass)}} {
+		b := New()
+		mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error { return nil }, opts...)
+		allocs := testing.AllocsPerRun(2000, func() { mustPublish(t, b, orders, order{ID: "x"}) })
+		closeBus(t, b)
+		if allocs > 0 {
+			t.Errorf("with %d options: %.2f allocations per event; want 0", len(opts), allocs)
+		}
+	}
+}
