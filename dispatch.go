@@ -433,15 +433,27 @@ func (s *subscription[T]) takeLocked(wb *workBatch[T]) int {
 		want = s.admitLocked(want)
 	}
 	n := s.takeReadyLocked(wb, 0, want)
+drain:
 	for {
 		c := &s.intake[s.head&s.mask]
 		if c.seq.Load() != s.head+1 {
 			break
 		}
-		if c.ev.Key == "" && n < want {
+		switch {
+		case c.ev.Key == "" && n < want:
 			wb.slot[n], wb.ev[n], wb.wait[n], wb.attempt[n] = -1, c.ev, c.wait, 1
 			n++
-		} else {
+		case c.ev.Key == "" && n > 0 && s.tail.Load()-s.head <= uint64(len(s.intake)/2):
+			// The batch is full: leave this event and those after it where they are, for
+			// the next take, rather than copy them into slots, unless publishers are
+			// about to run out of intake. An idle worker may take them meanwhile. (A
+			// worker admitted no event, by the circuit breaker, drains the intake into
+			// the slots instead, so that it can sleep.)
+			if s.sleepers.Load() > 0 {
+				s.work.Signal()
+			}
+			break drain
+		default:
 			s.commitLocked(&c.ev, c.wait)
 		}
 		c.wait = nil
