@@ -21,6 +21,9 @@ type Bus struct {
 	// topics maps a topic name to its *topicState[T]. Publish reads it without a lock;
 	// Subscribe and Subscription.Close replace it, copy-on-write, under mu.
 	topics atomic.Pointer[map[string]topicEntry]
+	// byID caches topics by the id of the Topic value used, for Publish; see lookupTopic.
+	byID    atomic.Pointer[[]topicEntry]
+	cacheMu sync.Mutex // serializes updates of byID
 
 	closed   atomic.Bool   // set once, by the first Close
 	closeGen atomic.Uint64 // counts events accepted from handlers while closing
@@ -72,18 +75,50 @@ func New(opts ...Option) *Bus {
 	return b
 }
 
-// lookupTopic returns the state of the topic named name, nil if it has never had a
-// subscriber, or an error if its subscribers take another payload type than T.
-func lookupTopic[T any](b *Bus, name string) (*topicState[T], error) {
-	e, ok := (*b.topics.Load())[name]
+// lookupTopic returns the state of topic t, nil if it has never had a subscriber, or an
+// error if its subscribers take another payload type than T. Publish calls it for every
+// event, so it first looks in the cache indexed by the Topic value's id, which spares
+// hashing the name.
+func lookupTopic[T any](b *Bus, t Topic[T]) (*topicState[T], error) {
+	if cache := b.byID.Load(); cache != nil && int(t.id) < len(*cache) {
+		if ts, ok := (*cache)[t.id].(*topicState[T]); ok {
+			return ts, nil
+		}
+	}
+	e, ok := (*b.topics.Load())[t.name]
 	if !ok {
 		return nil, nil
 	}
 	ts, ok := e.(*topicState[T])
 	if !ok {
-		return nil, fmt.Errorf("eventbus: topic %q carries %s, not %T", name, e.payloadType(), *new(T))
+		return nil, fmt.Errorf("eventbus: topic %q carries %s, not %T", t.name, e.payloadType(), *new(T))
 	}
+	b.cacheTopic(t.id, ts)
 	return ts, nil
+}
+
+// maxCachedTopicID bounds the topic cache: a program that makes topics on the fly, one
+// NewTopic per name, looks the later ones up by name only.
+const maxCachedTopicID = 4096
+
+// cacheTopic records ts as the state of the Topic value numbered id, copy-on-write.
+func (b *Bus) cacheTopic(id uint32, ts topicEntry) {
+	if id == 0 || id >= maxCachedTopicID {
+		return
+	}
+	b.cacheMu.Lock()
+	defer b.cacheMu.Unlock()
+	var old []topicEntry
+	if p := b.byID.Load(); p != nil {
+		old = *p
+	}
+	if int(id) < len(old) && old[id] != nil {
+		return
+	}
+	cache := make([]topicEntry, max(len(old), int(id)+1))
+	copy(cache, old)
+	cache[id] = ts
+	b.byID.Store(&cache)
 }
 
 // Close shuts the bus down gracefully, in the manner of http.Server.Shutdown:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"sync"
 	"testing"
 	"time"
@@ -131,6 +132,27 @@ func TestTopicTypeIsCheckedPerBus(t *testing.T) {
 	}
 	if err := Publish(context.Background(), b, strs, "x"); err == nil || !strings.Contains(err.Error(), "carries int") {
 		t.Errorf("Publish(string topic over int) = %v; want a type error", err)
+	}
+}
+
+// TestTopicValuesWithOneNameAreOneTopic: topics are identified by name, whichever Topic
+// value (from whichever NewTopic call) publishes or subscribes, on every bus.
+func TestTopicValuesWithOneNameAreOneTopic(t *testing.T) {
+	b1, b2 := New(), New()
+	first, second := NewTopic[int]("shared"), NewTopic[int]("shared")
+	var got [2]atomic.Int32
+	mustSubscribe(t, b1, first, "s", func(context.Context, Event[int]) error { got[0].Add(1); return nil })
+	mustSubscribe(t, b2, second, "s", func(context.Context, Event[int]) error { got[1].Add(1); return nil })
+	for range 3 { // the second round on each bus comes from its topic cache
+		for _, b := range []*Bus{b1, b2} {
+			mustPublish(t, b, first, 1)
+			mustPublish(t, b, second, 2)
+		}
+	}
+	closeBus(t, b1)
+	closeBus(t, b2)
+	if got[0].Load() != 6 || got[1].Load() != 6 {
+		t.Errorf("handled %d and %d events; want 6 on each bus", got[0].Load(), got[1].Load())
 	}
 }
 

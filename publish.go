@@ -41,7 +41,7 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ts, err := lookupTopic[T](b, t.name)
+	ts, err := lookupTopic(b, t)
 	if ts == nil {
 		return err
 	}

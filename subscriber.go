@@ -63,7 +63,7 @@ func Subscribe[T any](b *Bus, t Topic[T], name string, h func(context.Context, E
 	if b.closed.Load() {
 		return nil, ErrClosed
 	}
-	ts, err := lookupTopic[T](b, t.name)
+	ts, err := lookupTopic(b, t)
 	if err != nil {
 		return nil, err
 	}

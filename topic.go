@@ -1,5 +1,7 @@
 package eventbus
 
+import "sync/atomic"
+
 // Topic names a stream of events whose payloads are of type T. Publishers and subscribers
 // share one Topic value (typically a package-level variable), so a payload of the wrong type
 // does not compile. A Topic carries no state and may be used with any number of buses.
@@ -8,7 +10,11 @@ package eventbus
 // or subscribing to the same name with another type returns an error.
 type Topic[T any] struct {
 	name string
+	id   uint32 // unique per NewTopic call: an index into each bus's topic cache
 }
+
+// topicIDs numbers the topics NewTopic makes, from 1.
+var topicIDs atomic.Uint32
 
 // NewTopic returns the topic named name. It panics if name is empty, a programmer error
 // caught when the package-level variable is initialized.
@@ -16,7 +22,7 @@ func NewTopic[T any](name string) Topic[T] {
 	if name == "" {
 		panic("eventbus: NewTopic: name must not be empty")
 	}
-	return Topic[T]{name: name}
+	return Topic[T]{name: name, id: topicIDs.Add(1)}
 }
 
 // Name returns the topic's name, which is also the Type of its events.
