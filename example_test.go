@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ae30fb47/eventbus"
+	"github.com/google/uuid"
 )
 
 type Order struct {
@@ -166,4 +167,52 @@ func ExampleBus_Close() {
 	// close: <nil>
 	// handled before Close returned: o-1, o-2, o-3
 	// publish after close: true
+}
+
+// Middleware sees every attempt of every event, whatever the topic's payload type: here, a
+// log line per attempt. The first attempt fails and is retried.
+func ExampleWithMiddleware() {
+	bus := eventbus.New()
+	logAttempts := func(next eventbus.Handler) eventbus.Handler {
+		return func(ctx context.Context, d *eventbus.Delivery) error {
+			err := next(ctx, d)
+			fmt.Printf("%s/%s attempt %d: %v\n", d.Type, d.Subscriber, d.Attempt, err)
+			return err
+		}
+	}
+	attempts := 0
+	eventbus.Subscribe(bus, orderCreated, "billing", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		if attempts++; attempts == 1 {
+			return errors.New("payment service busy")
+		}
+		return nil
+	}, eventbus.WithMiddleware(logAttempts), eventbus.WithConcurrency(1),
+		eventbus.WithRetry(eventbus.RetryPolicy{InitialBackoff: time.Millisecond}))
+
+	err := eventbus.Publish(context.Background(), bus, orderCreated, Order{ID: "o-1"}, eventbus.WithWait())
+	fmt.Println("published:", err)
+	bus.Close(context.Background())
+	// Output:
+	// order.created/billing attempt 1: payment service busy
+	// order.created/billing attempt 2: <nil>
+	// published: <nil>
+}
+
+// De-duplication makes a subscriber immune to redelivery: an event re-published with the
+// same ID (as an at-least-once broker bridge may do) is handled once.
+func ExampleWithDeduplication() {
+	bus := eventbus.New()
+	eventbus.Subscribe(bus, orderCreated, "shipping", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		fmt.Println("shipping", ev.Payload.ID)
+		return nil
+	}, eventbus.WithDeduplication(10*time.Minute, 100_000))
+
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+	for range 3 {
+		eventbus.Publish(ctx, bus, orderCreated, Order{ID: "o-1"}, eventbus.WithID(id), eventbus.WithWait())
+	}
+	bus.Close(ctx)
+	// Output:
+	// shipping o-1
 }
