@@ -134,7 +134,7 @@ func churn(short bool) (Result, error) {
 	r.Throughput = float64(r.Handled) / r.Duration.Seconds()
 	r.Note = fmt.Sprintf("%d subscriptions came and went; %d (event, churner) pairs required and checked", len(churners), checked)
 	if closeErr != nil {
-		return r, fmt.Errorf("Close() = %v", closeErr)
+		return r, fmt.Errorf("bus.Close() = %v", closeErr)
 	}
 	if len(churners) < 10 || checked == 0 {
 		return r, fmt.Errorf("only %d churners, %d pairs checked: the scenario did not churn", len(churners), checked)
@@ -227,7 +227,7 @@ func reentrant(short bool) (Result, error) {
 	r.Note = fmt.Sprintf("%d hops from %d seeds", r.Handled, r.Accepted)
 	switch {
 	case r.CloseErr != nil:
-		return r, fmt.Errorf("Close() = %v", r.CloseErr)
+		return r, fmt.Errorf("bus.Close() = %v", r.CloseErr)
 	case r.Accepted != int64(seeds) || r.DeadLettered != 0:
 		return r, fmt.Errorf("accepted %d of %d seeds, %d dead letters; want all and none", r.Accepted, seeds, r.DeadLettered)
 	}

@@ -206,11 +206,11 @@ func closeMidStream(short bool) (Result, error) {
 	}
 	switch {
 	case !errors.Is(r.CloseErr, context.DeadlineExceeded):
-		err = fmt.Errorf("Close() = %v with %d events queued and a %v deadline; want it cut short", r.CloseErr, r.Backlog, r.CloseDeadline)
+		err = fmt.Errorf("bus.Close() = %v with %d events queued and a %v deadline; want it cut short", r.CloseErr, r.Backlog, r.CloseDeadline)
 	case r.DeadLettered == 0 || r.Handled == 0:
 		err = fmt.Errorf("handled %d, dead-lettered %d; want both > 0", r.Handled, r.DeadLettered)
 	case r.CloseTook > r.CloseDeadline+100*time.Millisecond:
-		err = fmt.Errorf("Close took %v; want at most its deadline %v + 100ms", r.CloseTook, r.CloseDeadline)
+		err = fmt.Errorf("bus.Close took %v; want at most its deadline %v + 100ms", r.CloseTook, r.CloseDeadline)
 	}
 	r.Note = fmt.Sprintf("%d (event, subscriber) pairs queued at Close; its %v deadline cut it after %v", r.Backlog, r.CloseDeadline.Round(time.Millisecond), r.CloseTook.Round(time.Millisecond))
 	return r, err
