@@ -315,6 +315,7 @@ type heapSampler struct {
 }
 
 func startHeapSampler() *heapSampler {
+	runtime.GC() // so that garbage of an earlier run does not count as this one's
 	h := &heapSampler{stopCh: make(chan struct{}), done: make(chan uint64)}
 	go func() {
 		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
