@@ -175,20 +175,34 @@ func (s *subscription[T]) commit(ev *Event[T], w *waiter, direct bool) {
 // pushIntake puts ev into the intake ring and wakes a worker if one is idle. It reports
 // false, doing nothing, if the ring is full.
 func (s *subscription[T]) pushIntake(ev *Event[T], w *waiter) bool {
-	var c *intakeCell[T]
-	var pos uint64
-	for {
-		pos = s.tail.Load()
-		c = &s.intake[pos&s.mask]
-		seq := c.seq.Load()
-		if seq < pos { // the cell still holds the event of the previous lap: full
-			return false
-		}
-		if seq == pos && s.tail.CompareAndSwap(pos, pos+1) {
-			break
-		}
+	c, pos, ok := s.claimIntake()
+	if !ok {
+		return false
 	}
 	c.ev = *ev
+	s.fillIntake(c, pos, w)
+	return true
+}
+
+// claimIntake claims the next intake cell for the caller to fill, then hand over with
+// fillIntake; workers stop at that cell until then. It reports false if the ring is full.
+func (s *subscription[T]) claimIntake() (*intakeCell[T], uint64, bool) {
+	for {
+		pos := s.tail.Load()
+		c := &s.intake[pos&s.mask]
+		seq := c.seq.Load()
+		if seq < pos { // the cell still holds the event of the previous lap: full
+			return nil, 0, false
+		}
+		if seq == pos && s.tail.CompareAndSwap(pos, pos+1) {
+			return c, pos, true
+		}
+	}
+}
+
+// fillIntake hands over cell c, claimed at pos and holding its event, and wakes a worker
+// if one is idle.
+func (s *subscription[T]) fillIntake(c *intakeCell[T], pos uint64, w *waiter) {
 	c.wait = w
 	c.seq.Store(pos + 1)
 	// A worker announces itself in sleepers before it looks at the intake a last time, and
@@ -196,7 +210,6 @@ func (s *subscription[T]) pushIntake(ev *Event[T], w *waiter) bool {
 	if s.sleepers.Load() > 0 {
 		s.wakeWorker()
 	}
-	return true
 }
 
 // drainIntakeLocked moves every filled intake cell, in order, into the slots.

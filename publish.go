@@ -51,24 +51,26 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	}
 	var pc publishConfig
 	pc.apply(opts)
-	ev := Event[T]{
-		ID:       pc.id,
-		Type:     t.name,
-		Source:   b.source,
-		Time:     pc.time,
-		Key:      pc.key,
-		Payload:  payload,
-		Metadata: pc.md.clone(),
-	}
-	if ev.Time.IsZero() || ev.ID == uuid.Nil {
-		now := b.clock.now()
-		if ev.Time.IsZero() {
-			ev.Time = now
+	if len(subs) == 1 && !pc.wait {
+		// The common case: build the envelope straight into the subscriber's intake,
+		// sparing a copy of it.
+		if s := subs[0]; s.tryReserve() {
+			if c, pos, ok := s.claimIntake(); ok {
+				fillEvent(b, &c.ev, t.name, payload, &pc)
+				s.fillIntake(c, pos, nil)
+			} else {
+				var ev Event[T]
+				fillEvent(b, &ev, t.name, payload, &pc)
+				s.commit(&ev, nil, false)
+			}
+			if b.closed.Load() {
+				b.closeGen.Add(1) // an event from a handler, accepted while Close drains
+			}
+			return nil
 		}
-		if ev.ID == uuid.Nil {
-			ev.ID = newID(now)
-		}
 	}
+	var ev Event[T]
+	fillEvent(b, &ev, t.name, payload, &pc)
 	var w *waiter
 	if pc.wait {
 		w = newWaiter(len(subs))
@@ -145,3 +147,23 @@ const (
 	reserveDirect                    // over capacity, for a stalled subscriber: commit under its lock
 	reserveGone                      // the subscription was removed: skip it
 )
+
+// fillEvent sets every field of *ev, which may hold an older event: the envelope of a
+// Publish to topic name with payload and the options in pc.
+func fillEvent[T any](b *Bus, ev *Event[T], name string, payload T, pc *publishConfig) {
+	ev.ID, ev.Time = pc.id, pc.time
+	if ev.Time.IsZero() || ev.ID == uuid.Nil {
+		now := b.clock.now()
+		if ev.Time.IsZero() {
+			ev.Time = now
+		}
+		if ev.ID == uuid.Nil {
+			ev.ID = newID(now)
+		}
+	}
+	ev.Type = name
+	ev.Source = b.source
+	ev.Key = pc.key
+	ev.Payload = payload
+	ev.Metadata = pc.md.clone()
+}
