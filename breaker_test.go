@@ -1,8 +1,13 @@
 package eventbus
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -11,7 +16,9 @@ import (
 
 func TestCircuitBreakerPausesThenProbes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := New(WithLogger(discardLogger))
+		var mu sync.Mutex
+		var log bytes.Buffer
+		b := New(WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{&mu, &log}, nil))))
 		var down atomic.Bool
 		down.Store(true)
 		var attempts, handled atomic.Int32
@@ -54,6 +61,19 @@ func TestCircuitBreakerPausesThenProbes(t *testing.T) {
 		closeBus(t, b)
 		if handled.Load() != 5 {
 			t.Errorf("handled %d of 5 events; want every one: the circuit drops nothing", handled.Load())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var changes []string
+		for line := range strings.Lines(log.String()) {
+			if _, msg, ok := strings.Cut(line, `msg="eventbus: circuit breaker `); ok {
+				level, _, _ := strings.Cut(strings.TrimPrefix(line[strings.Index(line, "level="):], "level="), " ")
+				changes = append(changes, level+" "+strings.TrimSuffix(strings.Fields(msg)[0], `"`))
+			}
+		}
+		want := []string{"WARN open", "INFO half-open", "WARN open", "INFO half-open", "INFO closed"}
+		if !slices.Equal(changes, want) {
+			t.Errorf("logged circuit changes %q; want %q", changes, want)
 		}
 	})
 }
