@@ -20,8 +20,7 @@ type subCore struct {
 	deadLetter  DeadLetterHandler
 	timeout     time.Duration // of each attempt; 0 for none
 	dedup       *dedupSet     // nil without de-duplication
-	dedupMax    int
-	breaker     *breaker // nil without a circuit breaker
+	breaker     *breaker      // nil without a circuit breaker
 
 	// Written by publishers without the lock (and by workers, for held, in batches).
 	_    [64]byte

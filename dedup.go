@@ -35,6 +35,7 @@ func WithDeduplication(window time.Duration, maxIDs int) SubscribeOption {
 type dedupSet struct {
 	mu     sync.Mutex
 	window int64 // nanoseconds
+	max    int   // IDs remembered at most
 	seen   map[uuid.UUID]int64
 	ring   []dedupEntry // capacity max; grows to it
 	head   int          // the oldest entry
@@ -49,15 +50,16 @@ type dedupEntry struct {
 func newDedupSet(window time.Duration, max int) *dedupSet {
 	return &dedupSet{
 		window: int64(window),
+		max:    max,
 		seen:   make(map[uuid.UUID]int64),
 	}
 }
 
 // first records id as seen at now (Unix nanoseconds) and reports whether it is new.
-func (d *dedupSet) first(id uuid.UUID, now int64, max int) bool {
+func (d *dedupSet) first(id uuid.UUID, now int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for d.n > 0 && (d.ring[d.head].expires <= now || d.n >= max) {
+	for d.n > 0 && (d.ring[d.head].expires <= now || d.n >= d.max) {
 		d.evictOldest()
 	}
 	if _, dup := d.seen[id]; dup {
@@ -70,7 +72,7 @@ func (d *dedupSet) first(id uuid.UUID, now int64, max int) bool {
 	} else {
 		// The ring is full but below max (else evictOldest made room): grow it, keeping
 		// entries in order from index 0.
-		grown := make([]dedupEntry, 0, min(max, 2*len(d.ring)+64))
+		grown := make([]dedupEntry, 0, min(d.max, 2*len(d.ring)+64))
 		for i := range d.n {
 			grown = append(grown, d.ring[(d.head+i)%len(d.ring)])
 		}

@@ -68,22 +68,22 @@ func TestDeduplicationOfConcurrentRepeats(t *testing.T) {
 }
 
 func TestDeduplicationMemoryIsBounded(t *testing.T) {
-	d := newDedupSet(time.Hour, 0)
 	const maxIDs = 1000
+	d := newDedupSet(time.Hour, maxIDs)
 	ids := make([]uuid.UUID, 5000)
 	for i := range ids {
 		ids[i] = uuid.Must(uuid.NewV7())
-		if !d.first(ids[i], int64(i), maxIDs) {
+		if !d.first(ids[i], int64(i)) {
 			t.Fatalf("first(new ID %d) = false", i)
 		}
 		if n := d.len(); n > maxIDs || len(d.ring) > maxIDs {
 			t.Fatalf("after %d IDs: %d remembered, ring of %d; want at most %d", i+1, n, len(d.ring), maxIDs)
 		}
 	}
-	if d.first(ids[len(ids)-1], 5000, maxIDs) {
+	if d.first(ids[len(ids)-1], 5000) {
 		t.Error("first(the latest ID) = true; want it remembered")
 	}
-	if !d.first(ids[0], 5000, maxIDs) {
+	if !d.first(ids[0], 5000) {
 		t.Error("first(the oldest ID) = false; want it forgotten to bound memory")
 	}
 }

@@ -102,7 +102,7 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 	s.deadLetter = cfg.deadLetter
 	s.timeout = cfg.timeout
 	if cfg.dedupWindow > 0 {
-		s.dedup, s.dedupMax = newDedupSet(cfg.dedupWindow, cfg.dedupMax), cfg.dedupMax
+		s.dedup = newDedupSet(cfg.dedupWindow, cfg.dedupMax)
 	}
 	if cfg.breakerFailures > 0 {
 		s.breaker = &breaker{failures: cfg.breakerFailures, coolDown: cfg.breakerCoolDown}
@@ -347,7 +347,7 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 			switch {
 			case s.state.Load() == stateAborting:
 				wb.err[j] = errNotRun
-			case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.now().UnixNano(), s.dedupMax):
+			case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.now().UnixNano()):
 				wb.err[j] = errDuplicate
 			default:
 				wb.err[j] = s.invoke(ctx, &wb.ev[j], int(wb.attempt[j]), d)
