@@ -96,11 +96,9 @@ func (c *subCore) tookLocked(n int) {
 }
 
 // attemptedLocked records the outcome of one attempt and moves the circuit accordingly.
+// The subscription must have a breaker.
 func (c *subCore) attemptedLocked(ok bool) {
 	br := c.breaker
-	if br == nil {
-		return
-	}
 	switch st := br.state.Load(); {
 	case ok:
 		br.failed = 0

@@ -141,6 +141,25 @@ func (s *subscription[T]) enqueue(ctx context.Context, ev *Event[T], w *waiter) 
 	return err
 }
 
+// enqueueInPlace accepts the event that Publish describes, if the subscription has room,
+// building its envelope straight into an intake cell so that it is never copied. It
+// reports false, doing nothing, if the subscription is full or closing: then the caller
+// takes the waiting path of enqueue.
+func (s *subscription[T]) enqueueInPlace(b *Bus, topic string, payload T, pc *publishConfig) bool {
+	if !s.tryReserve() {
+		return false
+	}
+	if c, pos, ok := s.claimIntake(); ok {
+		fillEvent(b, &c.ev, topic, payload, pc)
+		s.fillIntake(c, pos, nil)
+		return true
+	}
+	var ev Event[T] // the ring is full: commit falls back to the slots
+	fillEvent(b, &ev, topic, payload, pc)
+	s.commit(&ev, nil, false)
+	return true
+}
+
 // reserve reserves room for one event, waiting while the subscription is full (see
 // reserveLocked). The caller must then commit or cancelReservation.
 func (s *subscription[T]) reserve(ctx context.Context) (direct bool, err error) {
@@ -312,7 +331,7 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 	var wb workBatch[T]
 	var d *Delivery // reused by every attempt that goes through middleware
 	if s.chain != nil {
-		d = &Delivery{Subscriber: s.name}
+		d = new(Delivery)
 	}
 	s.mu.Lock()
 	for {
@@ -358,7 +377,7 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 		for j, i := range wb.slot[:n] {
 			err := wb.err[j]
 			wb.err[j] = nil
-			if err != errNotRun && err != errDuplicate {
+			if s.breaker != nil && err != errNotRun && err != errDuplicate {
 				s.attemptedLocked(err == nil)
 			}
 			if i < 0 {
@@ -529,8 +548,9 @@ func (s *subscription[T]) call(ctx context.Context, ev *Event[T], attempt int, d
 		ID: ev.ID, Type: ev.Type, Source: ev.Source, Time: ev.Time, Key: ev.Key,
 		Metadata: ev.Metadata, Subscriber: s.name, Attempt: attempt, event: ev,
 	}
-	defer func() { d.event, d.Metadata = nil, nil }()
-	return s.chain(ctx, d)
+	err := s.chain(ctx, d)
+	d.event, d.Metadata = nil, nil // do not keep the event alive until the next attempt
+	return err
 }
 
 // finishLocked ends event i for good: handled if err is nil, dead-lettered otherwise. It

@@ -51,32 +51,17 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	}
 	var pc publishConfig
 	pc.apply(opts)
-	if len(subs) == 1 && !pc.wait {
-		// The common case: build the envelope straight into the subscriber's intake,
-		// sparing a copy of it.
-		if s := subs[0]; s.tryReserve() {
-			if c, pos, ok := s.claimIntake(); ok {
-				fillEvent(b, &c.ev, t.name, payload, &pc)
-				s.fillIntake(c, pos, nil)
-			} else {
-				var ev Event[T]
-				fillEvent(b, &ev, t.name, payload, &pc)
-				s.commit(&ev, nil, false)
-			}
-			if b.closed.Load() {
-				b.closeGen.Add(1) // an event from a handler, accepted while Close drains
-			}
-			return nil
-		}
-	}
-	var ev Event[T]
-	fillEvent(b, &ev, t.name, payload, &pc)
 	var w *waiter
-	if pc.wait {
-		w = newWaiter(len(subs))
-	}
-	if err := deliver(ctx, subs, &ev, w); err != nil {
-		return err
+	// The common case, one subscriber with room, builds the envelope in its intake.
+	if len(subs) > 1 || pc.wait || !subs[0].enqueueInPlace(b, t.name, payload, &pc) {
+		var ev Event[T]
+		fillEvent(b, &ev, t.name, payload, &pc)
+		if pc.wait {
+			w = newWaiter(len(subs))
+		}
+		if err := deliver(ctx, subs, &ev, w); err != nil {
+			return err
+		}
 	}
 	if b.closed.Load() {
 		b.closeGen.Add(1) // an event from a handler, accepted while Close drains
