@@ -6,6 +6,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestMiddlewareRunsOutermostFirstAroundEveryAttempt(t *testing.T) {
@@ -125,4 +129,50 @@ func TestMiddlewareCostsNoAllocation(t *testing.T) {
 			t.Errorf("with %d options: %.2f allocations per event; want 0", len(opts), allocs)
 		}
 	}
+}
+
+// TestProtectionsApplyInTheDocumentedOrder: de-duplication acts before middleware (a repeat
+// never reaches it), the handler timeout is already on the ctx middleware receives, with
+// a cause wrapping ErrHandlerTimeout, and panic recovery wraps middleware.
+func TestProtectionsApplyInTheDocumentedOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		var dls recorder
+		calls := 0
+		var causes []error
+		mw := func(next Handler) Handler {
+			return func(ctx context.Context, d *Delivery) error {
+				calls++
+				if _, ok := ctx.Deadline(); !ok {
+					t.Error("middleware's ctx has no deadline; want the handler timeout on it")
+				}
+				if d.Payload().(order).ID == "panics" {
+					panic("in middleware")
+				}
+				<-ctx.Done() // outlive the timeout
+				causes = append(causes, context.Cause(ctx))
+				return next(ctx, d)
+			}
+		}
+		mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error { return nil },
+			WithConcurrency(1), WithRetry(RetryPolicy{MaxAttempts: 1}), WithDeadLetter(&dls),
+			WithDeduplication(time.Hour, 10), WithHandlerTimeout(time.Second), WithMiddleware(mw))
+		id := uuid.Must(uuid.NewV7())
+		mustPublish(t, b, orders, order{ID: "slow"}, WithID(id))
+		mustPublish(t, b, orders, order{ID: "slow"}, WithID(id)) // a repeat
+		mustPublish(t, b, orders, order{ID: "panics"})
+		closeBus(t, b)
+
+		if calls != 2 {
+			t.Errorf("middleware ran %d times; want 2 (the repeat skipped before it)", calls)
+		}
+		if len(causes) != 1 || !errors.Is(causes[0], ErrHandlerTimeout) {
+			t.Errorf("ctx causes seen by middleware %v; want one wrapping ErrHandlerTimeout", causes)
+		}
+		got := dls.all()
+		var pe *PanicError
+		if len(got) != 2 || !errors.Is(got[0].Err, ErrHandlerTimeout) || !errors.As(got[1].Err, &pe) {
+			t.Errorf("dead letters %v; want the timed-out event, then the middleware's panic", got)
+		}
+	})
 }
