@@ -110,6 +110,24 @@ func mix(x uint64) uint64 {
 	return x ^ x>>31
 }
 
+// injectFaults returns middleware that makes each attempt of subscriber sub fail or panic
+// as its fate says, by the bus's own attempt number, before the handler runs.
+func (l *Load) injectFaults(chk *Checker, sub int) eventbus.Middleware {
+	return func(next eventbus.Handler) eventbus.Handler {
+		return func(ctx context.Context, d *eventbus.Delivery) error {
+			f := l.fateOf(sub, d.Payload().(Tag), d.Attempt)
+			chk.Attempt(d.Attempt, f == panics)
+			switch f {
+			case panics:
+				panic(fmt.Sprintf("injected panic in %s attempt %d", d.Subscriber, d.Attempt))
+			case fail:
+				return errInjected
+			}
+			return next(ctx, d)
+		}
+	}
+}
+
 // errInjected is the error of an attempt fated to fail.
 var errInjected = errors.New("reliability: injected failure")
 
@@ -157,8 +175,9 @@ func Run(l Load) (Result, error) {
 		if l.Buffer > 0 {
 			opts = append(opts, eventbus.WithBuffer(l.Buffer))
 		}
-		attempt := make(map[Tag]int) // per event, guarded by mu: attempts so far
-		var mu sync.Mutex
+		if l.FailRate > 0 || l.PanicRate > 0 {
+			opts = append(opts, eventbus.WithMiddleware(l.injectFaults(chk, s)))
+		}
 		_, err := eventbus.Subscribe(bus, topic, names[s], func(ctx context.Context, ev eventbus.Event[Tag]) error {
 			t := ev.Payload
 			if s == 0 && l.Stall != nil {
@@ -168,16 +187,6 @@ func Run(l Load) (Result, error) {
 					return ctx.Err()
 				}
 			}
-			n := 1
-			if l.FailRate > 0 || l.PanicRate > 0 {
-				mu.Lock()
-				attempt[t]++
-				n = attempt[t]
-				if n >= attempts {
-					delete(attempt, t)
-				}
-				mu.Unlock()
-			}
 			d := l.Delay
 			if t.Key == 0 && l.HotKeyDelay > 0 {
 				d = l.HotKeyDelay
@@ -186,19 +195,6 @@ func Run(l Load) (Result, error) {
 				time.Sleep(d)
 			} else {
 				spin(d)
-			}
-			f := l.fateOf(s, t, n)
-			chk.Attempt(n, f == panics)
-			switch f {
-			case panics:
-				panic(fmt.Sprintf("injected panic in %s attempt %d", names[s], n))
-			case fail:
-				return errInjected
-			}
-			if n > 1 {
-				mu.Lock()
-				delete(attempt, t)
-				mu.Unlock()
 			}
 			chk.Handled(s, t)
 			if t.Key != 0 {
