@@ -12,12 +12,14 @@ import (
 // within window: the at-least-once bridges redeliver events, and a handler that is not
 // idempotent must see each only once.
 //
-// The first delivery of an ID is handled as usual, with its retries, and its outcome
-// stands; a repeat arriving while the first is in flight, or within window after the first
-// began, is not passed to the handler: it ends at once as handled, and a [WithWait]
-// publisher sees nil from this subscriber. At most maxIDs IDs are remembered, so memory
-// stays bounded whatever the rate: when more arrive within window, the oldest are
-// forgotten early. [Subscribe] returns an error if window <= 0 or maxIDs < 1.
+// The first delivery of an ID is handled as usual, with its retries; a repeat arriving
+// while the first is in flight, or within window after the first began, is not passed to
+// the handler: it ends at once as handled, and a [WithWait] publisher sees nil from this
+// subscriber. If the first delivery is dead-lettered instead, its ID is forgotten: the
+// event was never handled, so a later redelivery (a broker retrying it) is handled again.
+// At most maxIDs IDs are remembered, so memory stays bounded whatever the rate: when more
+// arrive within window, the oldest are forgotten early. [Subscribe] returns an error if
+// window <= 0 or maxIDs < 1.
 func WithDeduplication(window time.Duration, maxIDs int) SubscribeOption {
 	return subscribeOption(func(c *subscribeConfig) {
 		switch {
@@ -36,22 +38,24 @@ type dedupSet struct {
 	mu     sync.Mutex
 	window int64 // nanoseconds
 	max    int   // IDs remembered at most
-	seen   map[uuid.UUID]int64
-	ring   []dedupEntry // capacity max; grows to it
-	head   int          // the oldest entry
+	seen   map[uuid.UUID]uint64 // the serial of the ID's ring entry
+	ring   []dedupEntry         // capacity max; grows to it
+	head   int                  // the oldest entry
 	n      int
+	serial uint64 // of the last entry
 }
 
 type dedupEntry struct {
 	id      uuid.UUID
 	expires int64
+	serial  uint64 // tells this entry from a later one of the same ID (see forget)
 }
 
 func newDedupSet(window time.Duration, max int) *dedupSet {
 	return &dedupSet{
 		window: int64(window),
 		max:    max,
-		seen:   make(map[uuid.UUID]int64),
+		seen:   make(map[uuid.UUID]uint64),
 	}
 }
 
@@ -65,8 +69,9 @@ func (d *dedupSet) first(id uuid.UUID, now int64) bool {
 	if _, dup := d.seen[id]; dup {
 		return false
 	}
-	e := dedupEntry{id: id, expires: now + d.window}
-	d.seen[id] = e.expires
+	d.serial++
+	e := dedupEntry{id: id, expires: now + d.window, serial: d.serial}
+	d.seen[id] = e.serial
 	if d.n < len(d.ring) {
 		d.ring[(d.head+d.n)%len(d.ring)] = e
 	} else {
@@ -83,9 +88,17 @@ func (d *dedupSet) first(id uuid.UUID, now int64) bool {
 	return true
 }
 
+// forget removes id, whose first delivery was dead-lettered, so that a repeat is handled.
+// Its ring entry stays until evicted; evictOldest then leaves alone a newer entry of id.
+func (d *dedupSet) forget(id uuid.UUID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.seen, id)
+}
+
 func (d *dedupSet) evictOldest() {
 	e := d.ring[d.head]
-	if d.seen[e.id] == e.expires {
+	if d.seen[e.id] == e.serial {
 		delete(d.seen, e.id)
 	}
 	d.head = (d.head + 1) % len(d.ring)

@@ -97,3 +97,46 @@ func TestWithDeduplicationRejectsBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestDeduplicationForgetsDeadLetteredIDs: a broker redelivers an event that a subscriber
+// dead-lettered; the repeat must reach the handler, since the event was never handled.
+// A repeat of a handled event must not, even after the dead-lettered ID was re-recorded.
+func TestDeduplicationForgetsDeadLetteredIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dls := &recorder{}
+		b := New(WithDeadLetter(dls))
+		calls := map[uuid.UUID]int{}
+		fail := true
+		mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+			calls[ev.ID]++
+			if ev.Payload.ID == "poison" && fail {
+				return errors.New("fails every attempt")
+			}
+			return nil
+		}, WithConcurrency(1), WithDeduplication(time.Minute, 100),
+			WithRetry(RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}))
+		poison, good := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+		ctx := context.Background()
+		if err := Publish(ctx, b, orders, order{ID: "poison"}, WithID(poison), WithWait()); err == nil {
+			t.Fatal("Publish(poison) = nil; want its dead-letter error")
+		}
+		fail = false // the redelivery succeeds
+		for range 2 {
+			if err := Publish(ctx, b, orders, order{ID: "poison"}, WithID(poison), WithWait()); err != nil {
+				t.Fatalf("Publish(redelivery) = %v; want nil", err)
+			}
+		}
+		mustPublish(t, b, orders, order{ID: "good"}, WithID(good))
+		mustPublish(t, b, orders, order{ID: "good"}, WithID(good))
+		closeBus(t, b)
+		if calls[poison] != 3 {
+			t.Errorf("handler calls for the dead-lettered ID = %d; want 2 attempts + 1 redelivery, the second repeat skipped", calls[poison])
+		}
+		if calls[good] != 1 {
+			t.Errorf("handler calls for the handled ID = %d; want 1", calls[good])
+		}
+		if n := len(dls.all()); n != 1 {
+			t.Errorf("dead letters = %d; want 1", n)
+		}
+	})
+}

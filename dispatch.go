@@ -418,6 +418,10 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 			}
 			attempts := int(sl.attempts)
 			s.mu.Unlock()
+			if s.dedup != nil && attempts > 0 {
+				// Only the delivery that recorded the ID runs the handler, so this is it.
+				s.dedup.forget(wb.ev[j].ID)
+			}
 			s.deadLetterEvent(dlCtx, &wb.ev[j], attempts, err)
 			s.mu.Lock()
 			s.finishLocked(i, err)
