@@ -36,8 +36,8 @@ func WithDeduplication(window time.Duration, maxIDs int) SubscribeOption {
 // ring in the order seen, so expired and excess ones are evicted from its head.
 type dedupSet struct {
 	mu     sync.Mutex
-	window int64 // nanoseconds
-	max    int   // IDs remembered at most
+	window int64                // nanoseconds
+	max    int                  // IDs remembered at most
 	seen   map[uuid.UUID]uint64 // the serial of the ID's ring entry
 	ring   []dedupEntry         // capacity max; grows to it
 	head   int                  // the oldest entry
