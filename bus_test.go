@@ -85,6 +85,21 @@ func TestPublisherSuppliedEnvelope(t *testing.T) {
 	}
 }
 
+func TestPublisherSuppliedSource(t *testing.T) {
+	b := New(WithSource("billing"))
+	got := make(chan string, 2)
+	mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		got <- ev.Source
+		return nil
+	}, WithConcurrency(1))
+	mustPublish(t, b, orders, order{}, WithEventSource("/broker/orders"))
+	mustPublish(t, b, orders, order{}, WithEventSource(""))
+	closeBus(t, b)
+	if first, second := <-got, <-got; first != "/broker/orders" || second != "billing" {
+		t.Errorf("Source = %q, then %q; want /broker/orders, then the bus's billing", first, second)
+	}
+}
+
 func TestIDsAreTimeOrderedAndUnique(t *testing.T) {
 	const n = 100_000
 	seen := make(map[uuid.UUID]bool, n)

@@ -139,11 +139,11 @@ func WithRetry(p RetryPolicy) SubscribeOption {
 }
 
 // A PublishOption configures one [Publish] call. It is a small value, so passing options
-// costs no allocation; make them with [WithKey], [WithMetadata], [WithWait], [WithID] and
-// [WithTime]. When an option is given twice, the last one wins.
+// costs no allocation; make them with [WithKey], [WithMetadata], [WithWait], [WithID],
+// [WithTime] and [WithEventSource]. When an option is given twice, the last one wins.
 type PublishOption struct {
 	set  publishField
-	key  string
+	key  string // the key, or the source for fieldSource
 	md   Metadata
 	id   uuid.UUID
 	time time.Time
@@ -157,6 +157,7 @@ const (
 	fieldWait
 	fieldID
 	fieldTime
+	fieldSource
 )
 
 // WithKey sets the event's ordering key. For each subscriber, events with the same
@@ -186,13 +187,20 @@ func WithID(id uuid.UUID) PublishOption { return PublishOption{set: fieldID, id:
 // means "now".
 func WithTime(t time.Time) PublishOption { return PublishOption{set: fieldTime, time: t} }
 
+// WithEventSource sets the event's Source instead of the bus's (see [WithSource]), as when
+// re-publishing an event that came from a broker. The empty string means "the bus's".
+func WithEventSource(source string) PublishOption {
+	return PublishOption{set: fieldSource, key: source}
+}
+
 // publishConfig is the merged result of a Publish call's options.
 type publishConfig struct {
-	key  string
-	md   Metadata
-	id   uuid.UUID
-	time time.Time
-	wait bool
+	key    string
+	source string
+	md     Metadata
+	id     uuid.UUID
+	time   time.Time
+	wait   bool
 }
 
 func (c *publishConfig) apply(opts []PublishOption) {
@@ -209,6 +217,8 @@ func (c *publishConfig) apply(opts []PublishOption) {
 			c.id = o.id
 		case fieldTime:
 			c.time = o.time
+		case fieldSource:
+			c.source = o.key
 		}
 	}
 }

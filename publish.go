@@ -148,6 +148,9 @@ func fillEvent[T any](b *Bus, ev *Event[T], name string, payload T, pc *publishC
 	}
 	ev.Type = name
 	ev.Source = b.source
+	if pc.source != "" {
+		ev.Source = pc.source
+	}
 	ev.Key = pc.key
 	ev.Payload = payload
 	ev.Metadata = pc.md.clone()
