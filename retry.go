@@ -80,6 +80,25 @@ func (p RetryPolicy) withDefaults() (RetryPolicy, error) {
 	return p, nil
 }
 
+// Validate reports the first invalid field of p, as [Subscribe] would for [WithRetry]; nil
+// means p is usable (zero fields take their defaults).
+func (p RetryPolicy) Validate() error {
+	_, err := p.withDefaults()
+	return err
+}
+
+// Backoff returns the wait after failed attempt n (n >= 1) before attempt n+1, jitter
+// included, as the bus computes it; zero fields take their defaults. Bridges use it to have a
+// broker redeliver by the same policy (NATS JetStream's NakWithDelay, say). For an invalid
+// policy (see [RetryPolicy.Validate]) it returns 0.
+func (p RetryPolicy) Backoff(n int) time.Duration {
+	p, err := p.withDefaults()
+	if err != nil {
+		return 0
+	}
+	return p.backoff(max(n, 1))
+}
+
 // baseBackoff is the wait after failed attempt n (n >= 1) before jitter: InitialBackoff grown
 // by Multiplier per further attempt, capped at MaxBackoff. It never decreases as n grows.
 // p must have its defaults applied.

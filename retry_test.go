@@ -148,9 +148,25 @@ func TestRetryPolicyValidation(t *testing.T) {
 		{RetryPolicy{Jitter: 1.5}, "Jitter"},
 	}
 	for _, tt := range tests {
-		_, err := tt.p.withDefaults()
+		err := tt.p.Validate()
 		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%+v.withDefaults() = %v; want error containing %q", tt.p, err, tt.want)
+			t.Errorf("%+v.Validate() = %v; want error containing %q", tt.p, err, tt.want)
 		}
+		if err != nil && tt.p.Backoff(1) != 0 {
+			t.Errorf("%+v.Backoff(1) = %v; want 0 for an invalid policy", tt.p, tt.p.Backoff(1))
+		}
+	}
+}
+
+// TestExportedBackoffIsThePolicys: what bridges schedule with is what the bus waits.
+func TestExportedBackoffIsThePolicys(t *testing.T) {
+	p := RetryPolicy{InitialBackoff: time.Second, MaxBackoff: 3 * time.Second, Jitter: -1}
+	for n, want := range map[int]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 3 * time.Second, 9: 3 * time.Second} {
+		if got := p.Backoff(n); got != want {
+			t.Errorf("Backoff(%d) = %v; want %v", n, got, want)
+		}
+	}
+	if got := (RetryPolicy{}).Backoff(1); got < 80*time.Millisecond || got > 100*time.Millisecond {
+		t.Errorf("zero policy Backoff(1) = %v; want the default 100ms less up to 20%% jitter", got)
 	}
 }
