@@ -14,7 +14,8 @@ import (
 type subCore struct {
 	bus         *Bus
 	topic, name string
-	capacity    int // the buffer size: Publish waits while held >= capacity
+	source      string // the bus's, for the envelopes of the intake's records
+	capacity    int    // the buffer size: Publish waits while held >= capacity
 	concurrency int
 	retry       RetryPolicy
 	deadLetter  DeadLetterHandler

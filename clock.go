@@ -43,6 +43,19 @@ func (c *clock) now() time.Time {
 	return t
 }
 
+// nowNanos is now as Unix nanoseconds.
+func (c *clock) nowNanos() int64 {
+	if ns := c.nanos.Load(); ns != 0 {
+		if !c.used.Load() {
+			c.used.Store(true)
+		}
+		return ns
+	}
+	t := time.Now()
+	c.start(t)
+	return t.UnixNano()
+}
+
 func (c *clock) start(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
