@@ -36,6 +36,9 @@ type subCore struct {
 	// wakePending is set by the publisher that wakes a worker and cleared by workers as they
 	// go idle, so that publishers do not queue up on mu to wake a worker already woken.
 	wakePending atomic.Bool
+	takes       atomic.Uint64 // counts workers' takes of events; see watchWorkers
+	watched     atomic.Bool   // the bus clock will look at the subscription on its next tick
+	watchTakes  uint64        // takes when watched was set
 	_           [48]byte
 
 	mu     sync.Mutex
@@ -55,7 +58,7 @@ type subCore struct {
 
 	ctx    context.Context // handlers' base context, cancelled by abort
 	cancel context.CancelCauseFunc
-	live   int           // running worker goroutines
+	live   atomic.Int32  // running worker goroutines; written under mu
 	done   chan struct{} // closed when the last worker has exited
 	timers sync.WaitGroup
 }
@@ -214,8 +217,11 @@ func (c *subCore) cancelReservation() {
 // releaseLocked ends one event's hold on the subscription, in a batch unless a publisher
 // waits for room or the bus or subscription is closing; see flushLocked. Only workers call
 // it: they flush before they wait for work, so no release is left behind.
-func (c *subCore) releaseLocked() {
-	c.unheld++
+func (c *subCore) releaseLocked() { c.releaseNLocked(1) }
+
+// releaseNLocked ends the hold of n events at once; see releaseLocked.
+func (c *subCore) releaseNLocked(n int64) {
+	c.unheld += n
 	if c.unheld >= c.releaseBatch || c.waiters.Load() > 0 || c.state.Load() != stateOpen || c.bus.closed.Load() {
 		c.flushLocked()
 	}
@@ -239,6 +245,51 @@ func (c *subCore) flushLocked() {
 		} else if c.bus.closed.Load() {
 			c.bus.signalQuiet()
 		}
+	}
+}
+
+// nudgeWorkers is called once events wait in the intake: it wakes an idle worker if every
+// worker is idle. If some are busy, it asks the bus clock to look again on its next tick
+// (see lookAgain): a busy worker with fast handlers comes back for the waiting events within
+// a tick, and waking another for the backlog it is draining would only make them contend.
+func (c *subCore) nudgeWorkers() {
+	if n := c.sleepers.Load(); n > 0 {
+		if n == c.live.Load() {
+			c.wakeWorker()
+		} else if !c.watched.Load() {
+			c.watchWorkers()
+		}
+	}
+}
+
+// watchWorkers asks the bus clock to call lookAgain on its next tick.
+func (c *subCore) watchWorkers() {
+	if c.watched.Swap(true) {
+		return
+	}
+	c.watchTakes = c.takes.Load()
+	c.bus.clock.watch(c)
+}
+
+// lookAgain runs on a tick of the bus clock after watchWorkers: if events still wait and
+// no worker has taken any since, the busy workers are in slow handlers, and an idle one is
+// woken to take the backlog in parallel. So an idle worker joins busy ones within about a
+// tick (100µs), and with fast handlers is not woken at all.
+func (c *subCore) lookAgain() {
+	takes := c.watchTakes
+	c.watched.Store(false)
+	if c.sleepers.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	backlog := c.readyLen > 0 || c.head != c.tail.Load()
+	c.mu.Unlock()
+	switch {
+	case !backlog:
+	case c.takes.Load() == takes:
+		c.wakeWorker()
+	default:
+		c.watchWorkers()
 	}
 }
 

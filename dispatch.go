@@ -104,7 +104,7 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 func (s *subscription[T]) start() {
 	ctx := context.WithValue(s.ctx, handlerKey{}, &s.subCore)
 	dlCtx := context.WithoutCancel(ctx)
-	s.live = s.concurrency
+	s.live.Store(int32(s.concurrency))
 	for w := range s.concurrency {
 		go s.runWorker(ctx, dlCtx, &s.flights[w])
 	}
@@ -277,6 +277,8 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 			// Announce the sleep, forget any wake-up sent before (it may have found no worker
 			// waiting, and must not make later publishers think one is on its way), then look
 			// at the intake a last time: see pushIntake and wakeWorker.
+			clear(wb.ev[:wb.used]) // keep no payload alive while idle
+			wb.used = 0
 			s.sleepers.Add(1)
 			s.wakePending.Store(false)
 			if !s.intakeFilledLocked() {
@@ -288,19 +290,14 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 		}
 		s.running++
 		s.mu.Unlock()
+		wb.used = max(wb.used, n)
 
-		for j := range n {
-			switch {
-			case s.state.Load() == stateAborting:
-				wb.err[j] = errNotRun
-			case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.now().UnixNano()):
-				wb.err[j] = errDuplicate
-			default:
-				wb.err[j] = s.invoke(ctx, &wb.ev[j], int(wb.attempt[j]), d)
-			}
+		for j := 0; j < n; {
+			j = s.runFrom(ctx, &wb, j, n, d)
 		}
 
 		s.mu.Lock()
+		var handled int64 // events taken straight from the intake and handled, to release
 		for j, i := range wb.slot[:n] {
 			err := wb.err[j]
 			wb.err[j] = nil
@@ -316,7 +313,7 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 					if next >= 0 {
 						s.pushReadyLocked(next)
 					}
-					s.releaseLocked()
+					handled++
 					continue
 				}
 				i = s.slotForLocked(&wb.ev[j], next)
@@ -355,10 +352,12 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 			s.finishLocked(i, err)
 			wb.ev[j] = Event[T]{}
 		}
+		if handled > 0 {
+			s.releaseNLocked(handled)
+		}
 		s.running--
 	}
-	s.live--
-	if s.live == 0 {
+	if s.live.Add(-1) == 0 {
 		close(s.done)
 	}
 	s.mu.Unlock()
@@ -371,6 +370,7 @@ type workBatch[T any] struct {
 	ev      [maxBatch]Event[T]
 	attempt [maxBatch]int32 // the attempt about to run, from 1
 	err     [maxBatch]error
+	used    int // positions of ev that may hold an event since the worker last went idle
 }
 
 // maxBatch is the most events a worker takes at once.
@@ -389,6 +389,7 @@ var (
 // has none) goes straight into the batch while it has room, its key registered in f, and
 // one whose key is busy into the slots, behind its key.
 func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
+	s.takes.Add(1)
 	want := 1
 	if backlog := s.readyLen + int(s.tail.Load()-s.head); backlog > s.concurrency {
 		want = min(maxBatch, backlog/s.concurrency)
@@ -403,12 +404,10 @@ func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
 		case n >= want && n > 0 && s.tail.Load()-s.head <= uint64(len(s.intake)/2):
 			// The batch is full: leave this event and those after it where they are, for
 			// the next take, rather than copy them into slots, unless publishers are about
-			// to run out of intake. An idle worker may take them meanwhile. (A worker
-			// admitted no event, by the circuit breaker, moves the intake into the slots
-			// instead, so that it can sleep.)
-			if s.sleepers.Load() > 0 {
-				s.work.Signal()
-			}
+			// to run out of intake. An idle worker may take them meanwhile, if the busy ones
+			// are slow. (A worker admitted no event, by the circuit breaker, moves the
+			// intake into the slots instead, so that it can sleep.)
+			s.nudgeWorkers()
 			return s.takenLocked(n)
 		case n < want && (r.key == "" || s.claimKeyLocked(r.key, f, n)):
 			wb.slot[n], wb.attempt[n] = -1, 1
@@ -462,18 +461,32 @@ func (s *subscription[T]) slotForLocked(ev *Event[T], next int32) int32 {
 	return i
 }
 
-// invoke runs one attempt of the handler, through the handler timeout and middleware if
-// the subscription has them, turning a panic into a *PanicError.
-func (s *subscription[T]) invoke(ctx context.Context, ev *Event[T], attempt int, d *Delivery) (err error) {
+// runFrom runs the attempts of the batch's events from position j to n, recording each
+// one's error in wb.err, and returns n; or, if an attempt panics, records a *PanicError for
+// it and returns the position after it, for the caller to go on from there. Recovering
+// once per batch rather than once per attempt keeps a deferred call off the per-event path.
+func (s *subscription[T]) runFrom(ctx context.Context, wb *workBatch[T], j, n int, d *Delivery) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
+			wb.err[j] = &PanicError{Value: r, Stack: debug.Stack()}
+			next = j + 1
 		}
 	}()
-	if s.timeout > 0 {
-		return withTimeout(ctx, s.timeout, func(ctx context.Context) error { return s.call(ctx, ev, attempt, d) })
+	for ; j < n; j++ {
+		switch {
+		case s.state.Load() == stateAborting:
+			wb.err[j] = errNotRun
+		case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.nowNanos()):
+			wb.err[j] = errDuplicate
+		case s.timeout > 0:
+			wb.err[j] = withTimeout(ctx, s.timeout, func(ctx context.Context) error {
+				return s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
+			})
+		default:
+			wb.err[j] = s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
+		}
 	}
-	return s.call(ctx, ev, attempt, d)
+	return n
 }
 
 // call runs the handler, through the middleware if any.

@@ -102,9 +102,7 @@ func (s *subscription[T]) fillIntake(c *intakeCell[T], pos uint64) {
 	c.seq.Store(pos + 1)
 	// A worker announces itself in sleepers before it looks at the intake a last time, and
 	// we look at sleepers after filling the cell: one of us sees the other.
-	if s.sleepers.Load() > 0 {
-		s.wakeWorker()
-	}
+	s.nudgeWorkers()
 }
 
 // pushIntake puts a copy of r into the intake ring and wakes a worker if one is idle. It
