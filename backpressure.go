@@ -23,23 +23,28 @@ type subCore struct {
 	dedup       *dedupSet     // nil without de-duplication
 	breaker     *breaker      // nil without a circuit breaker
 
-	// Written by publishers without the lock (and by workers, for held, in batches).
+	// Written by publishers without the lock (and by workers, for held, in batches). The
+	// padding keeps each group of fields off the others' cache lines, wherever the struct
+	// starts.
 	_    [64]byte
 	held atomic.Int64  // accepted or reserved events not yet finished (but see unheld)
 	tail atomic.Uint64 // the next intake position a publisher claims
-	_    [48]byte
+	_    [64]byte
 
 	// Read by publishers on every event, written seldom: a cache line of their own.
 	state    atomic.Uint32 // a subState
 	sleepers atomic.Int32  // workers waiting on work
+	live     atomic.Int32  // running worker goroutines; written under mu
 	waiters  atomic.Int32  // publishers waiting for room
 	// wakePending is set by the publisher that wakes a worker and cleared by workers as they
 	// go idle, so that publishers do not queue up on mu to wake a worker already woken.
 	wakePending atomic.Bool
-	takes       atomic.Uint64 // counts workers' takes of events; see watchWorkers
-	watched     atomic.Bool   // the bus clock will look at the subscription on its next tick
-	watchTakes  uint64        // takes when watched was set
-	_           [48]byte
+	watched     atomic.Bool // the bus clock will look at the subscription on its next tick
+	_           [64]byte
+
+	// Written by workers on every take: read by the bus clock only.
+	takes      atomic.Uint64 // counts workers' takes of events; see watchWorkers
+	watchTakes uint64        // takes when watched was set, by the publisher that set it
 
 	mu     sync.Mutex
 	work   sync.Cond // idle workers wait here; L is &mu
@@ -58,7 +63,6 @@ type subCore struct {
 
 	ctx    context.Context // handlers' base context, cancelled by abort
 	cancel context.CancelCauseFunc
-	live   atomic.Int32  // running worker goroutines; written under mu
 	done   chan struct{} // closed when the last worker has exited
 	timers sync.WaitGroup
 }
