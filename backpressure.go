@@ -61,6 +61,8 @@ type subCore struct {
 	blocked      int // of those, how many are blocked in a Publish waiting for room
 	backoff      int // events waiting for their retry timer
 
+	stats subStats // guarded by mu
+
 	ctx    context.Context // handlers' base context, cancelled by abort
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the last worker has exited
@@ -91,7 +93,7 @@ func (c *subCore) tryReserve() bool {
 
 // lowWater is the count at or below which waiting publishers are woken. Waking them only
 // once the buffer has half drained lets one wake-up admit many events.
-func (c *subCore) lowWater() int64 { return int64(c.capacity / 2) }
+func (c *subCore) lowWater() int64 { return int64(c.capacity - max(c.capacity/4, 1)) }
 
 // stalledLocked reports whether the subscription cannot make progress by itself: every busy
 // worker is blocked in a Publish, and no other worker can take an event that is

@@ -194,6 +194,7 @@ func (s *subscription[T]) commitDirectLocked(ev *Event[T], w *waiter) {
 			s.mu.Lock()
 		}
 	}
+	s.stats.direct++
 	s.commitLocked(ev, w)
 }
 
@@ -313,6 +314,9 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 					if next >= 0 {
 						s.pushReadyLocked(next)
 					}
+					if err == errDuplicate {
+						s.stats.duplicates++
+					}
 					handled++
 					continue
 				}
@@ -323,19 +327,24 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 			case err == errNotRun:
 				err = closedError(sl.lastErr)
 			case err == errDuplicate:
+				s.stats.duplicates++
+				s.stats.handled++
 				s.finishLocked(i, nil)
 				wb.ev[j] = Event[T]{}
 				continue
 			case err == nil:
 				sl.attempts++
+				s.stats.handled++
 				s.finishLocked(i, nil)
 				wb.ev[j] = Event[T]{}
 				continue
 			default:
 				sl.attempts++
+				s.stats.failed++
 				if s.state.Load() == stateAborting {
 					err = closedError(err)
 				} else if int(sl.attempts) < s.retry.MaxAttempts && !isPermanent(err) {
+					s.stats.retries++
 					s.retryLaterLocked(i, err)
 					wb.ev[j] = Event[T]{}
 					continue
@@ -349,11 +358,17 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 			}
 			s.deadLetterEvent(dlCtx, &wb.ev[j], attempts, err)
 			s.mu.Lock()
+			s.stats.deadLettered++
 			s.finishLocked(i, err)
 			wb.ev[j] = Event[T]{}
 		}
 		if handled > 0 {
+			s.stats.handled += uint64(handled)
 			s.releaseNLocked(handled)
+		}
+		if wb.sampled {
+			wb.sampled = false
+			s.stats.latency.record(wb.sampleEnd, wb.sample)
 		}
 		s.running--
 	}
@@ -371,6 +386,13 @@ type workBatch[T any] struct {
 	attempt [maxBatch]int32 // the attempt about to run, from 1
 	err     [maxBatch]error
 	used    int // positions of ev that may hold an event since the worker last went idle
+
+	// One attempt in latencySampleEvery is timed (at most one per batch, as the batch is
+	// smaller); the sample is recorded with the batch's outcomes.
+	attempts  uint32 // handler attempts so far, for sampling
+	sampled   bool
+	sample    time.Duration
+	sampleEnd time.Time
 }
 
 // maxBatch is the most events a worker takes at once.
@@ -401,12 +423,12 @@ func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
 	for c := s.nextIntakeLocked(); c != nil; c = s.nextIntakeLocked() {
 		r := &c.rec
 		switch {
-		case n >= want && n > 0 && s.tail.Load()-s.head <= uint64(len(s.intake)/2):
+		case n >= want && n > 0:
 			// The batch is full: leave this event and those after it where they are, for
-			// the next take, rather than copy them into slots, unless publishers are about
-			// to run out of intake. An idle worker may take them meanwhile, if the busy ones
-			// are slow. (A worker admitted no event, by the circuit breaker, moves the
-			// intake into the slots instead, so that it can sleep.)
+			// the next take, rather than copy them into slots. An idle worker may take them
+			// meanwhile, if the busy ones are slow. (A worker admitted no event, by the
+			// circuit breaker, moves the intake into the slots instead, so that it can
+			// sleep.)
 			s.nudgeWorkers()
 			return s.takenLocked(n)
 		case n < want && (r.key == "" || s.claimKeyLocked(r.key, f, n)):
@@ -478,15 +500,29 @@ func (s *subscription[T]) runFrom(ctx context.Context, wb *workBatch[T], j, n in
 			wb.err[j] = errNotRun
 		case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.nowNanos()):
 			wb.err[j] = errDuplicate
-		case s.timeout > 0:
-			wb.err[j] = withTimeout(ctx, s.timeout, func(ctx context.Context) error {
-				return s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
-			})
 		default:
-			wb.err[j] = s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
+			if wb.attempts++; wb.attempts%latencySampleEvery == 0 {
+				start := time.Now()
+				wb.err[j] = s.attempt(ctx, wb, j, d)
+				wb.sampleEnd = time.Now()
+				wb.sample, wb.sampled = wb.sampleEnd.Sub(start), true
+				continue
+			}
+			wb.err[j] = s.attempt(ctx, wb, j, d)
 		}
 	}
 	return n
+}
+
+// attempt runs one attempt of the batch's event at position j, through the handler timeout
+// if the subscription has one.
+func (s *subscription[T]) attempt(ctx context.Context, wb *workBatch[T], j int, d *Delivery) error {
+	if s.timeout > 0 {
+		return withTimeout(ctx, s.timeout, func(ctx context.Context) error {
+			return s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
+		})
+	}
+	return s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
 }
 
 // call runs the handler, through the middleware if any.

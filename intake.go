@@ -62,9 +62,10 @@ type intakeCell[T any] struct {
 	rec record[T]
 }
 
-// maxIntake bounds the intake ring. A subscription with a larger buffer holds the rest in
-// its slots; publishers that find the ring full take the locked path.
-const maxIntake = 256
+// maxIntake bounds the intake ring, which is as large as the buffer up to this many cells
+// (256 KiB for a payload of 16 bytes). A subscription with a larger buffer holds the rest
+// in its slots: publishers that find the ring full take the locked path.
+const maxIntake = 4096
 
 // newIntake returns a ring of at least n cells (a power of two, at most maxIntake) and its
 // index mask.

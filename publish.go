@@ -68,16 +68,18 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 			return err
 		}
 		if o.wait != nil {
-			b.noteAccepted()
+			noteAccepted(b, ts)
 			return o.wait.wait(ctx)
 		}
 	}
-	b.noteAccepted()
+	noteAccepted(b, ts)
 	return nil
 }
 
-// noteAccepted counts an event accepted from a handler while Close drains (see shutdown).
-func (b *Bus) noteAccepted() {
+// noteAccepted counts an event the subscribers of ts accepted, and one accepted from a
+// handler while Close drains (see shutdown).
+func noteAccepted[T any](b *Bus, ts *topicState[T]) {
+	ts.accepted.Add(1)
 	if b.closed.Load() {
 		b.closeGen.Add(1)
 	}
