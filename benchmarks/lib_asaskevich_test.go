@@ -1,0 +1,57 @@
+package benchmarks
+
+import (
+	"errors"
+
+	eventbus "github.com/asaskevich/EventBus"
+)
+
+// asaskevichLib drives github.com/asaskevich/EventBus with asynchronous handlers: a
+// SubscribeAsync per subscriber, Publish per event, which starts a goroutine per handler
+// and event and returns. Non-transactional handlers run concurrently, in no order, and
+// nothing bounds the goroutines waiting to run. In scenario C, a topic per shard with a
+// transactional handler (the library's way to run a handler's calls serially: Publish
+// waits until the handler's previous call has finished before it starts the next).
+// "Handled" is the handler returning.
+var asaskevichLib = library{name: "asaskevich-EventBus", start: startAsaskevich}
+
+type asaskevichInstance struct {
+	bus     eventbus.Bus
+	ordered bool
+}
+
+func startAsaskevich(cfg config) (instance, error) {
+	in := &asaskevichInstance{bus: eventbus.New(), ordered: cfg.ordered}
+	subscribe := func(sub int, topic string) error {
+		return in.bus.SubscribeAsync(topic, func(m Msg) { cfg.deliver(sub, m) }, cfg.ordered)
+	}
+	var errs []error
+	if cfg.ordered {
+		for _, topic := range shardTopics {
+			errs = append(errs, subscribe(0, topic))
+		}
+	} else {
+		for i := range cfg.subscribers {
+			errs = append(errs, subscribe(i, "bench"))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *asaskevichInstance) publish(m Msg) error {
+	if in.ordered {
+		in.bus.Publish(shardTopics[shardOf(keyNames[m.Key])], m)
+		return nil
+	}
+	in.bus.Publish("bench", m)
+	return nil
+}
+
+// close waits for every handler goroutine to return (WaitAsync).
+func (in *asaskevichInstance) close() error {
+	in.bus.WaitAsync()
+	return nil
+}
