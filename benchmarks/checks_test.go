@@ -208,15 +208,23 @@ func BenchmarkCheckCost(b *testing.B) {
 			deliver(0, Msg{Key: uint32(n % keyCount), Seq: n / keyCount})
 			n++
 		}
-		want := make([]uint64, keyCount)
-		for k := range want {
-			want[k] = n / keyCount
-			if uint64(k) < n%keyCount {
-				want[k]++
-			}
-		}
-		if err := s.verify(want); err != nil {
+		if err := s.verify(perKey(n)); err != nil {
 			b.Fatal(err)
 		}
 	})
+}
+
+func TestSkipReasonSkips(t *testing.T) {
+	cannot := library{name: "unordered-only", start: func(cfg config) (instance, error) {
+		if cfg.ordered {
+			return nil, skipReason("no way to keep per-key order")
+		}
+		return channelLib.start(cfg)
+	}}
+	if reason, ok := isSkip(scenarioC.run(newTestRun(10), cannot)); !ok || reason != "no way to keep per-key order" {
+		t.Fatalf("C_KeysOrdered on a library that cannot: isSkip = %q, %v; want the reason, true", reason, ok)
+	}
+	if err := scenarioA.run(newTestRun(10), cannot); err != nil {
+		t.Fatalf("A_OneSubscriber on a library that can = %v", err)
+	}
 }

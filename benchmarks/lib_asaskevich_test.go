@@ -1,10 +1,6 @@
 package benchmarks
 
-import (
-	"errors"
-
-	eventbus "github.com/asaskevich/EventBus"
-)
+import eventbus "github.com/asaskevich/EventBus"
 
 // asaskevichLib drives github.com/asaskevich/EventBus with asynchronous handlers: a
 // SubscribeAsync per subscriber, Publish per event, which starts a goroutine per handler
@@ -22,31 +18,17 @@ type asaskevichInstance struct {
 
 func startAsaskevich(cfg config) (instance, error) {
 	in := &asaskevichInstance{bus: eventbus.New(), ordered: cfg.ordered}
-	subscribe := func(sub int, topic string) error {
+	err := cfg.consumers(func(sub, _ int, topic string) error {
 		return in.bus.SubscribeAsync(topic, func(m Msg) { cfg.deliver(sub, m) }, cfg.ordered)
-	}
-	var errs []error
-	if cfg.ordered {
-		for _, topic := range shardTopics {
-			errs = append(errs, subscribe(0, topic))
-		}
-	} else {
-		for i := range cfg.subscribers {
-			errs = append(errs, subscribe(i, "bench"))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
 	return in, nil
 }
 
 func (in *asaskevichInstance) publish(m Msg) error {
-	if in.ordered {
-		in.bus.Publish(shardTopics[shardOf(keyNames[m.Key])], m)
-		return nil
-	}
-	in.bus.Publish("bench", m)
+	in.bus.Publish(topicOf(in.ordered, m), m)
 	return nil
 }
 

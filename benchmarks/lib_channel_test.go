@@ -16,22 +16,14 @@ type channelInstance struct {
 
 func startChannels(cfg config) (instance, error) {
 	in := &channelInstance{ordered: cfg.ordered}
-	consumers := cfg.subscribers
-	if cfg.ordered {
-		consumers = shardCount // every shard's consumer is subscriber 0
-	}
-	for c := range consumers {
-		ch := make(chan Msg, queueDepth)
+	err := cfg.consumers(func(sub, _ int, _ string) error {
+		ch := make(chan Msg, queueDepth) // the shard's channel is chans[shard]
 		in.chans = append(in.chans, ch)
-		sub := c
-		if cfg.ordered {
-			sub = 0
-		}
-		in.wg.Go(func() {
-			for m := range ch {
-				cfg.deliver(sub, m)
-			}
-		})
+		cfg.drain(&in.wg, sub, ch)
+		return nil
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
 	return in, nil
 }

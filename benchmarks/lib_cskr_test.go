@@ -1,7 +1,6 @@
 package benchmarks
 
 import (
-	"strconv"
 	"sync"
 
 	"github.com/cskr/pubsub/v2"
@@ -22,31 +21,18 @@ type cskrInstance struct {
 
 func startCskr(cfg config) (instance, error) {
 	in := &cskrInstance{ps: pubsub.New[string, Msg](queueDepth), ordered: cfg.ordered}
-	consume := func(sub int, ch chan Msg) {
-		in.wg.Go(func() {
-			for m := range ch {
-				cfg.deliver(sub, m)
-			}
-		})
-	}
-	if cfg.ordered {
-		for shard := range shardCount {
-			consume(0, in.ps.Sub(shardTopics[shard]))
-		}
-	} else {
-		for i := range cfg.subscribers {
-			consume(i, in.ps.Sub("bench"))
-		}
+	err := cfg.consumers(func(sub, _ int, topic string) error {
+		cfg.drain(&in.wg, sub, in.ps.Sub(topic))
+		return nil
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
 	return in, nil
 }
 
 func (in *cskrInstance) publish(m Msg) error {
-	if in.ordered {
-		in.ps.Pub(m, shardTopics[shardOf(keyNames[m.Key])])
-		return nil
-	}
-	in.ps.Pub(m, "bench")
+	in.ps.Pub(m, topicOf(in.ordered, m))
 	return nil
 }
 
@@ -57,12 +43,3 @@ func (in *cskrInstance) close() error {
 	in.wg.Wait()
 	return nil
 }
-
-// shardTopics are the topic names of the ordered shards of scenario C.
-var shardTopics = func() []string {
-	topics := make([]string, shardCount)
-	for i := range topics {
-		topics[i] = "bench-shard-" + strconv.Itoa(i)
-	}
-	return topics
-}()

@@ -10,7 +10,7 @@ import (
 	"github.com/ae30fb47/eventbus"
 )
 
-var eventbusTopic = eventbus.NewTopic[Msg]("bench")
+var eventbusTopic = eventbus.NewTopic[Msg](benchTopic)
 
 // eventbusLib drives this module's bus: one Subscribe per subscriber with its defaults
 // (concurrency GOMAXPROCS, buffer DefaultBuffer), Publish per event, with WithKey in

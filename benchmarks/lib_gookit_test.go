@@ -16,8 +16,6 @@ import (
 // returning.
 var gookitLib = library{name: "gookit-event", start: startGookit}
 
-const gookitName = "bench"
-
 type gookitEvent struct {
 	event.BasicEvent
 	msg Msg
@@ -30,31 +28,29 @@ type gookitInstance struct {
 
 func startGookit(cfg config) (instance, error) {
 	in := &gookitInstance{ordered: cfg.ordered}
-	listen := func(em *event.Manager, sub int) {
-		em.On(gookitName, event.ListenerFunc(func(e event.Event) error {
+	err := cfg.consumers(func(sub, shard int, _ string) error {
+		if shard == len(in.managers) { // a manager per shard, or one for all subscribers
+			opts := []event.OptionFn{event.WithChannelSize(queueDepth)}
+			if cfg.ordered {
+				opts = append(opts, event.WithConsumerNum(1))
+			}
+			in.managers = append(in.managers, event.NewManager(benchTopic, opts...))
+		}
+		in.managers[shard].On(benchTopic, event.ListenerFunc(func(e event.Event) error {
 			cfg.deliver(sub, e.(*gookitEvent).msg)
 			return nil
 		}))
+		return nil
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
-	if cfg.ordered {
-		for range shardCount {
-			em := event.NewManager("bench", event.WithChannelSize(queueDepth), event.WithConsumerNum(1))
-			listen(em, 0)
-			in.managers = append(in.managers, em)
-		}
-		return in, nil
-	}
-	em := event.NewManager("bench", event.WithChannelSize(queueDepth))
-	for i := range cfg.subscribers {
-		listen(em, i)
-	}
-	in.managers = append(in.managers, em)
 	return in, nil
 }
 
 func (in *gookitInstance) publish(m Msg) error {
 	e := &gookitEvent{msg: m}
-	e.SetName(gookitName)
+	e.SetName(benchTopic)
 	if in.ordered {
 		in.managers[shardOf(keyNames[m.Key])].FireAsync(e)
 		return nil

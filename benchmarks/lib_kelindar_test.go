@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,11 +37,12 @@ type kelindarInstance struct {
 }
 
 func startKelindar(cfg config) (instance, error) {
-	in := &kelindarInstance{d: event.NewDispatcher(), ordered: cfg.ordered, types: []uint32{1}}
-	if cfg.ordered {
-		in.types = []uint32{1, 2}
-	}
-	subscribe := func(sub int, typ uint32) {
+	in := &kelindarInstance{d: event.NewDispatcher(), ordered: cfg.ordered}
+	err := cfg.consumers(func(sub, shard int, _ string) error {
+		typ := uint32(1 + shard)
+		if !slices.Contains(in.types, typ) {
+			in.types = append(in.types, typ)
+		}
 		in.stopped.Add(1)
 		var cancel context.CancelFunc
 		cancel = event.SubscribeTo(in.d, typ, func(e kelindarEvent) {
@@ -51,15 +53,10 @@ func startKelindar(cfg config) (instance, error) {
 			}
 			cfg.deliver(sub, e.Msg)
 		})
-	}
-	if cfg.ordered {
-		for _, typ := range in.types {
-			subscribe(0, typ) // every shard's subscriber is subscriber 0
-		}
-	} else {
-		for i := range cfg.subscribers {
-			subscribe(i, 1)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
 	return in, nil
 }

@@ -28,31 +28,22 @@ func startMustafaturan(cfg config) (instance, error) {
 		return nil, err
 	}
 	in := &mustafaturanInstance{b: b, ordered: cfg.ordered}
-	register := func(sub int, topic, key string) {
-		b.RegisterHandler(key, bus.Handler{
+	err = cfg.consumers(func(sub, shard int, topic string) error {
+		b.RegisterTopics(topic) // once per topic; again is a no-op
+		b.RegisterHandler("handler-"+strconv.Itoa(sub)+"-"+strconv.Itoa(shard), bus.Handler{
 			Handle:  func(_ context.Context, e bus.Event) { cfg.deliver(sub, e.Data.(Msg)) },
 			Matcher: "^" + topic + "$",
 		})
-	}
-	if cfg.ordered {
-		b.RegisterTopics(shardTopics...)
-		for shard, topic := range shardTopics {
-			register(0, topic, "shard-"+strconv.Itoa(shard))
-		}
-		return in, nil
-	}
-	b.RegisterTopics("bench")
-	for i := range cfg.subscribers {
-		register(i, "bench", "sub-"+strconv.Itoa(i))
+		return nil
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
 	return in, nil
 }
 
 func (in *mustafaturanInstance) publish(m Msg) error {
-	if in.ordered {
-		return in.b.Emit(context.Background(), shardTopics[shardOf(keyNames[m.Key])], m)
-	}
-	return in.b.Emit(context.Background(), "bench", m)
+	return in.b.Emit(context.Background(), topicOf(in.ordered, m), m)
 }
 
 // close has nothing to stop: the bus starts no goroutine.

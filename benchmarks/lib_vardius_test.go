@@ -16,33 +16,21 @@ type vardiusInstance struct {
 }
 
 func startVardius(cfg config) (instance, error) {
-	in := &vardiusInstance{mb: messagebus.New(queueDepth), ordered: cfg.ordered, topics: []string{"bench"}}
-	subscribe := func(sub int, topic string) error {
-		return in.mb.Subscribe(topic, func(m Msg) { cfg.deliver(sub, m) })
-	}
+	in := &vardiusInstance{mb: messagebus.New(queueDepth), ordered: cfg.ordered, topics: []string{benchTopic}}
 	if cfg.ordered {
 		in.topics = shardTopics
-		for _, topic := range shardTopics {
-			if err := subscribe(0, topic); err != nil {
-				return nil, abandon(in, err)
-			}
-		}
-		return in, nil
 	}
-	for i := range cfg.subscribers {
-		if err := subscribe(i, "bench"); err != nil {
-			return nil, abandon(in, err)
-		}
+	err := cfg.consumers(func(sub, _ int, topic string) error {
+		return in.mb.Subscribe(topic, func(m Msg) { cfg.deliver(sub, m) })
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
 	return in, nil
 }
 
 func (in *vardiusInstance) publish(m Msg) error {
-	if in.ordered {
-		in.mb.Publish(shardTopics[shardOf(keyNames[m.Key])], m)
-		return nil
-	}
-	in.mb.Publish("bench", m)
+	in.mb.Publish(topicOf(in.ordered, m), m)
 	return nil
 }
 

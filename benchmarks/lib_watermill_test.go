@@ -36,7 +36,7 @@ func startWatermill(cfg config) (instance, error) {
 		}, watermill.NopLogger{}),
 		ordered: cfg.ordered,
 	}
-	subscribe := func(sub int, topic string) error {
+	err := cfg.consumers(func(sub, _ int, topic string) error {
 		msgs, err := in.gc.Subscribe(context.Background(), topic)
 		if err != nil {
 			return err
@@ -48,29 +48,15 @@ func startWatermill(cfg config) (instance, error) {
 			}
 		})
 		return nil
-	}
-	if cfg.ordered {
-		for _, topic := range shardTopics {
-			if err := subscribe(0, topic); err != nil {
-				return nil, abandon(in, err)
-			}
-		}
-		return in, nil
-	}
-	for i := range cfg.subscribers {
-		if err := subscribe(i, "bench"); err != nil {
-			return nil, abandon(in, err)
-		}
+	})
+	if err != nil {
+		return nil, abandon(in, err)
 	}
 	return in, nil
 }
 
 func (in *watermillInstance) publish(m Msg) error {
-	msg := message.NewMessage(watermill.NewUUID(), encodeMsg(m))
-	if in.ordered {
-		return in.gc.Publish(shardTopics[shardOf(keyNames[m.Key])], msg)
-	}
-	return in.gc.Publish("bench", msg)
+	return in.gc.Publish(topicOf(in.ordered, m), message.NewMessage(watermill.NewUUID(), encodeMsg(m)))
 }
 
 // close closes the Pub/Sub, which closes the subscribers' channels once their pending

@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/ae30fb47/eventbus"
 )
@@ -53,6 +54,26 @@ func shardOf(key string) int {
 	return int(h % shardCount)
 }
 
+// benchTopic is the topic (or event name) of every scenario but C.
+const benchTopic = "bench"
+
+// shardTopics are the topic names of the ordered shards of scenario C.
+var shardTopics = func() []string {
+	topics := make([]string, shardCount)
+	for i := range topics {
+		topics[i] = "bench-shard-" + strconv.Itoa(i)
+	}
+	return topics
+}()
+
+// topicOf returns the topic m goes to: benchTopic, or in scenario C its key's shard's.
+func topicOf(ordered bool, m Msg) string {
+	if ordered {
+		return shardTopics[shardOf(keyNames[m.Key])]
+	}
+	return benchTopic
+}
+
 // A library is one event bus under test, driven through its public API.
 type library struct {
 	name string
@@ -71,6 +92,36 @@ type config struct {
 	// deliver is the handler: every subscriber calls it for every event it handles, with
 	// its index in [0, subscribers). It is safe for concurrent use.
 	deliver func(sub int, m Msg)
+}
+
+// consumers calls add once per consumer a library needs for cfg: one per subscriber, on
+// benchTopic; or, ordered, one per shard, on the shard's topic, each of them subscriber 0.
+// It stops at the first error.
+func (cfg config) consumers(add func(sub, shard int, topic string) error) error {
+	if cfg.ordered {
+		for shard, topic := range shardTopics {
+			if err := add(0, shard, topic); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := range cfg.subscribers {
+		if err := add(i, 0, benchTopic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain starts a goroutine, owned by wg, that hands every Msg of ch to subscriber sub's
+// handler until ch is closed.
+func (cfg config) drain(wg *sync.WaitGroup, sub int, ch <-chan Msg) {
+	wg.Go(func() {
+		for m := range ch {
+			cfg.deliver(sub, m)
+		}
+	})
 }
 
 // instance is a running library with its subscribers.

@@ -83,6 +83,12 @@ func keysOrdered(r run, lib library) error {
 		}
 		n++
 	}
+	return finish(r, inst, s, perKey(n))
+}
+
+// perKey returns how many of n events published round-robin over keyCount keys each key
+// got.
+func perKey(n uint64) []uint64 {
 	want := make([]uint64, keyCount)
 	for k := range want {
 		want[k] = n / keyCount
@@ -90,7 +96,7 @@ func keysOrdered(r run, lib library) error {
 			want[k]++
 		}
 	}
-	return finish(r, inst, s, want)
+	return want
 }
 
 // idleLatency publishes one event, waits until its handler has run, and repeats, so the
