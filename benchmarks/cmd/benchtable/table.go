@@ -23,7 +23,7 @@ type row struct {
 	allocs  float64
 	p50     float64 // 0 unless the benchmark reports p50-ns
 	p99     float64
-	spread  float64 // (max - min) / median of ns/op over the runs
+	spread  float64 // median absolute deviation of ns/op over the runs, over the median
 }
 
 // scenarioTitles describe the scenarios of package benchmarks; a group without one is
@@ -68,8 +68,12 @@ func (r *row) summarize(samples []sample) {
 	r.allocs = median(values(samples, "allocs/op"))
 	r.p50 = median(values(samples, "p50-ns"))
 	r.p99 = median(values(samples, "p99-ns"))
-	if len(ns) > 0 && r.ns > 0 {
-		r.spread = (slices.Max(ns) - slices.Min(ns)) / r.ns
+	if r.ns > 0 {
+		dev := make([]float64, len(ns))
+		for i, v := range ns {
+			dev[i] = math.Abs(v - r.ns)
+		}
+		r.spread = median(dev) / r.ns
 	}
 }
 
@@ -175,7 +179,7 @@ func writeTables(w io.Writer, gs []group) {
 				cells = append(cells, formatDuration(r.p50), formatDuration(r.p99))
 			}
 			cells = append(cells, formatNs(r.ns), formatRate(1e9/r.ns), formatCount(r.allocs),
-				fmt.Sprintf("±%.0f%%", 50*r.spread))
+				fmt.Sprintf("±%.0f%%", 100*r.spread))
 			if hasRef {
 				mine, theirs := r.ns, ref.ns
 				if latency {
