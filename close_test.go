@@ -292,3 +292,21 @@ func TestWithWaitCtxEndsTheWaitNotTheDelivery(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseRightAfterWork closes buses whose workers have just run out of events, while they
+// may still be looking for more before they sleep: Close must reach them either way.
+func TestCloseRightAfterWork(t *testing.T) {
+	runWithin(t, 30*time.Second, func() {
+		for range 300 {
+			b := New()
+			handled := make(chan struct{}, 1)
+			mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+				handled <- struct{}{}
+				return nil
+			})
+			mustPublish(t, b, orders, order{})
+			<-handled
+			closeBus(t, b)
+		}
+	})
+}

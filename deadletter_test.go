@@ -240,6 +240,7 @@ func TestDeadLetterHookRunsBeforeTheNextEventOfItsKey(t *testing.T) {
 		mustPublish(t, b, orders, order{ID: "1"}, WithKey("k"))
 		mustPublish(t, b, orders, order{ID: "2"}, WithKey("k"))
 		mustPublish(t, b, orders, order{ID: "other"}, WithKey("j"))
+		time.Sleep(2 * tick) // an idle worker joins the busy one within a tick
 		synctest.Wait()
 		mu.Lock()
 		if got := fmt.Sprint(log); got != "[handled other]" {
