@@ -3,6 +3,7 @@ package watermillbus
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/ae30fb47/eventbus"
@@ -34,6 +35,11 @@ type group struct {
 
 	sub    *eventbus.Subscription
 	offers chan *delivery // unbuffered: a consumer takes a message only when it is free
+
+	// deliveries recycles the deliveries whose consumer has answered, so that a steady
+	// stream of messages allocates none. One pool per group, so that no channel crosses
+	// from one bus to another (nor out of a testing/synctest bubble).
+	deliveries sync.Pool
 
 	name      string // the consumer group, "" for a single Subscribe call's; under h.mu
 	consumers int    // under h.mu
@@ -161,7 +167,7 @@ func (g *group) leaveBus() {
 
 // delivery is one message that a group's handler offers to its consumers.
 type delivery struct {
-	ev *eventbus.Event[[]byte]
+	ev eventbus.Event[[]byte]
 	// handlerCtx is the bus handler's context: it ends if the bus gives up on the message
 	// while a consumer holds it (when the bus or the subscription closes without grace).
 	handlerCtx context.Context
@@ -175,21 +181,32 @@ type delivery struct {
 // one delivers it, and returns that consumer's verdict, which the bus's retry policy and
 // dead-letter hook act on.
 func (g *group) handle(ctx context.Context, ev eventbus.Event[[]byte]) error {
-	d := &delivery{ev: &ev, handlerCtx: ctx, result: make(chan error, 1)}
+	d, _ := g.deliveries.Get().(*delivery)
+	if d == nil {
+		d = &delivery{result: make(chan error, 1)}
+	}
+	d.ev, d.handlerCtx = ev, ctx
 	for {
 		select {
 		case g.offers <- d:
 		case <-ctx.Done():
+			d.ev, d.handlerCtx = eventbus.Event[[]byte]{}, nil
+			g.deliveries.Put(d) // no consumer has it
 			return context.Cause(ctx)
 		}
 		select {
 		case err := <-d.result:
-			if err != errNotDelivered {
-				return err
+			if err == errNotDelivered {
+				continue
 			}
+			// The consumer is done with d once it has answered.
+			d.ev, d.handlerCtx = eventbus.Event[[]byte]{}, nil
+			g.deliveries.Put(d)
+			return err
 		case <-ctx.Done():
 			// A consumer that answered before it left, and so before its group could
-			// leave the bus, has the last word: an ack counts.
+			// leave the bus, has the last word: an ack counts. Otherwise the consumer may
+			// still hold d, which is then left to the garbage collector.
 			select {
 			case err := <-d.result:
 				if err != errNotDelivered {

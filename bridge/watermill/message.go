@@ -2,6 +2,7 @@ package watermillbus
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
@@ -45,13 +46,14 @@ func toEnvelope(msg *message.Message) (envelope, error) {
 }
 
 // canonicalUUID parses s as a UUID that the bus can carry as an event ID and give back as
-// the same string: a non-nil UUID in canonical form.
+// the same string: a non-nil UUID in canonical form. (uuid.Parse takes a 36-character
+// UUID in either case, so the canonical ones are those without upper-case letters.)
 func canonicalUUID(s string) (uuid.UUID, bool) {
-	if len(s) != 36 {
+	if len(s) != 36 || strings.ContainsFunc(s, func(r rune) bool { return 'A' <= r && r <= 'F' }) {
 		return uuid.Nil, false
 	}
 	id, err := uuid.Parse(s)
-	if err != nil || id == uuid.Nil || id.String() != s {
+	if err != nil || id == uuid.Nil {
 		return uuid.Nil, false
 	}
 	return id, true
@@ -61,21 +63,16 @@ func canonicalUUID(s string) (uuid.UUID, bool) {
 // its payload, shared and not copied, and a copy of its metadata that the receiver may
 // change.
 func toMessage(ev *eventbus.Event[[]byte]) *message.Message {
-	id := ""
-	md := make(message.Metadata, len(ev.Metadata))
-	hasID := false
-	for k, v := range ev.Metadata {
-		if k == UUIDMetadata {
-			id, hasID = v, true
-			continue
-		}
-		md[k] = v
-	}
+	id, hasID := ev.Metadata[UUIDMetadata]
 	if !hasID {
 		id = ev.ID.String()
 	}
 	msg := message.NewMessage(id, ev.Payload)
-	msg.Metadata = md
+	for k, v := range ev.Metadata {
+		if k != UUIDMetadata {
+			msg.Metadata[k] = v
+		}
+	}
 	return msg
 }
 

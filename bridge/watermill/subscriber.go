@@ -168,7 +168,7 @@ func (c *consumer) deliver(d *delivery) bool {
 		d.result <- errNotDelivered
 		return false
 	}
-	msg := toMessage(d.ev)
+	msg := toMessage(&d.ev)
 	msgCtx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	msg.SetContext(msgCtx)
