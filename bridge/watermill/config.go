@@ -31,9 +31,9 @@ type Config struct {
 
 	// Retain keeps the messages published to a topic that has no subscriber of this
 	// PubSub yet, up to Buffer of them, for the first Subscribe call on that topic (of any
-	// consumer group). Once Buffer messages wait, Publish waits for room like it does for
-	// a full subscriber, until the message's context ends. Without Retain, such messages
-	// reach only the topic's other subscribers on the bus, if any, as with gochannel.
+	// consumer group). Once Buffer messages wait, Publish waits for room as it does for a
+	// full subscription (see [Publisher.Publish]). Without Retain, such messages reach
+	// only the topic's other subscribers on the bus, if any, as with gochannel.
 	Retain bool
 
 	// Buffer is how many unacknowledged messages a subscription (or the retention of a
@@ -50,7 +50,7 @@ type Config struct {
 
 	// Retry says when a nacked message is redelivered and how often before it is given up
 	// and dead-lettered. The default, nil, is [DefaultRetry]: at once and without limit,
-	// as Watermill's Pub/Subs redeliver.
+	// as Watermill's gochannel does.
 	Retry *eventbus.RetryPolicy
 
 	// DeadLetter receives the messages a subscription gives up on: its retry attempts ran
@@ -77,9 +77,9 @@ type Config struct {
 	BlockPublishUntilSubscriberAck bool
 }
 
-// KeyMetadata is the metadata field [DefaultKey] takes a message's ordering key from. It is
-// the name of CloudEvents' partitioning extension, which the cloudevents package of this
-// module maps to the bus's event key.
+// KeyMetadata is the metadata field [DefaultKey] takes a message's ordering key from: the
+// name of CloudEvents' partitioning extension, the attribute that carries an event's key
+// across brokers.
 const KeyMetadata = "partitionkey"
 
 // DefaultKey is the default [Config.Key]: the metadata field [KeyMetadata] if the message
@@ -95,8 +95,8 @@ func DefaultKey(topic string, msg *message.Message) string {
 
 // DefaultRetry is the default [Config.Retry]: a nacked message is redelivered at once (the
 // bus's shortest backoff, 1ns) and without limit, so it is never dead-lettered for its
-// nacks. Watermill's Pub/Subs redeliver this way; Router middleware such as Retry and
-// PoisonQueue then decide when to stop. Set a policy of your own to have the bus wait
+// nacks. Watermill's gochannel, Kafka and AMQP Pub/Subs redeliver this way; Router
+// middleware such as Retry and PoisonQueue then decide when to stop. Set a policy of your own to have the bus wait
 // between redeliveries and dead-letter a message after its attempts: see the README.
 var DefaultRetry = eventbus.RetryPolicy{
 	MaxAttempts:    math.MaxInt,

@@ -22,8 +22,8 @@
 //	Metadata               Metadata, copied at publish and again for each delivery
 //	Config.Key(topic, msg) Key: the ordering key (by default the metadata field
 //	                       "partitionkey", or else the topic)
-//	Context()              not carried: a delivered message's context has the Subscribe
-//	                       context's values (as with every Pub/Sub that is not in-process)
+//	Context()              not carried (as by the Pub/Subs that cross processes): a delivered
+//	                       message's context has the Subscribe context's values
 //
 // # Subscriptions and consumer groups
 //

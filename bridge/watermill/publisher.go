@@ -35,9 +35,9 @@ var _ message.Publisher = (*Publisher)(nil)
 // for a context that cannot end, until the PubSub closes); it then returns an error
 // wrapping the context's error. On an error, the messages before the failing one were
 // published and the rest were not. Publish returns [ErrClosed] once the Publisher or its
-// PubSub is closed, or if the PubSub closed while it ran (the message then either went to
-// the dead-letter hook with the PubSub's subscriptions, or missed them as they left the
-// bus, but reached no consumer of the PubSub), and an error for an empty topic, a topic that the bus carries with
+// PubSub is closed, or if the PubSub closed while it ran (the message may then have reached
+// some of the PubSub's subscriptions, which dead-letter it unless a consumer acks it in
+// time, or none), and an error for an empty topic, a topic that the bus carries with
 // another payload type, or a message whose metadata has the [UUIDMetadata] field.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	h := p.h
@@ -85,8 +85,8 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 	}
 	err = eventbus.Publish(ctx, h.bus, ts.topic, []byte(msg.Payload), opts[:n]...)
 	if h.ctx.Err() != nil {
-		// The PubSub closed while the message was being published: it may have been
-		// dead-lettered with the subscriptions, or missed them as they left the bus.
+		// The PubSub closed while the message was being published: it may have reached
+		// subscriptions that are leaving the bus, or missed them as they left.
 		return ErrClosed
 	}
 	if err != nil {

@@ -39,8 +39,8 @@ var errNotDelivered = errors.New("watermillbus: not delivered")
 //     acked or nacked, or when the consumer leaves.
 //   - When ctx ends or the Subscriber (or its PubSub) closes, the channel is closed at
 //     once. A message then in flight has [Config.CloseTimeout] to be acked or nacked; if
-//     it is not, it counts as nacked. Closing the Subscriber waits for that; ctx ending
-//     does not.
+//     it is not, it counts as a failed attempt ([ErrNotAcked]). Closing the Subscriber
+//     waits for that; ctx ending does not.
 //
 // Consumer group "" gives each call a subscription of its own, which receives every
 // message published to topic from then on (and those retained, if it is the topic's first;
