@@ -248,7 +248,10 @@ func (c *subCore) flushLocked() {
 	if n == 0 {
 		if c.state.Load() != stateOpen {
 			c.work.Broadcast() // idle workers may exit now
-		} else if c.bus.closed.Load() {
+		}
+		if c.bus.closed.Load() {
+			// Bus.Close may be waiting for this subscription to empty, even one that
+			// Subscription.Close is closing at the same time.
 			c.bus.signalQuiet()
 		}
 	}

@@ -215,6 +215,43 @@ func TestSubscriptionCloseDrainsAndDetaches(t *testing.T) {
 	})
 }
 
+// TestSubscriptionCloseDuringBusClose closes a subscription while Bus.Close waits for it
+// to empty: Bus.Close must return as soon as the subscription has drained, not when its
+// ctx ends.
+func TestSubscriptionCloseDuringBusClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		started, release := make(chan struct{}), make(chan struct{})
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			close(started)
+			<-release
+			return nil
+		})
+		mustPublish(t, b, orders, order{})
+		<-started
+
+		busClosed := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			busClosed <- b.Close(ctx)
+		}()
+		synctest.Wait() // Bus.Close waits for the subscription to empty
+		subClosed := make(chan error, 1)
+		go func() { subClosed <- sub.Close(context.Background()) }()
+		synctest.Wait() // so does Subscription.Close
+
+		start := time.Now()
+		close(release)
+		if err := <-subClosed; err != nil {
+			t.Errorf("Subscription.Close() = %v; want nil", err)
+		}
+		if err := <-busClosed; err != nil || time.Since(start) != 0 {
+			t.Errorf("Bus.Close() = %v after %v; want nil at once", err, time.Since(start))
+		}
+	})
+}
+
 func TestSubscriptionCloseDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var dls recorder

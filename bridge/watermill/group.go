@@ -1,0 +1,220 @@
+package watermillbus
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ae30fb47/eventbus"
+)
+
+// topicState is what a hub knows of one topic. Its fields other than name, topic and live
+// are guarded by the hub's mu.
+type topicState struct {
+	name  string
+	topic eventbus.Topic[[]byte]
+
+	// live counts the topic's subscriptions on the bus: its groups, the subscriptions of
+	// single Subscribe calls and the retention. Publish reads it without the lock to see
+	// whether it must start a retention.
+	live atomic.Int32
+
+	groups   map[string]*group // the named consumer groups
+	retained *group            // the retention, until a Subscribe call adopts it
+}
+
+// group is one subscription on the bus, shared by the consumers that receive its
+// messages: a named consumer group, the subscription of a single Subscribe call, or the
+// retention of a topic without subscribers. The bus holds its messages and hands them to
+// handle, one per worker; handle offers each to the group's consumers and returns what
+// the consumer that took it made of it.
+type group struct {
+	h  *hub
+	ts *topicState
+
+	sub    *eventbus.Subscription
+	offers chan *delivery // unbuffered: a consumer takes a message only when it is free
+
+	// deliveries recycles the deliveries whose consumer has answered, so that a steady
+	// stream of messages allocates none. One pool per group, so that no channel crosses
+	// from one bus to another (nor out of a testing/synctest bubble).
+	deliveries sync.Pool
+
+	name      string // the consumer group, "" for a single Subscribe call's; under h.mu
+	consumers int    // under h.mu
+}
+
+// subscriptionSeq numbers the bus subscriptions of single Subscribe calls and retentions,
+// process-wide, so that PubSubs sharing a bus never pick the same name.
+var subscriptionSeq atomic.Uint64
+
+// newGroupLocked subscribes a new group named name ("" for one of its own) to ts on the
+// bus. h.mu is held.
+func (h *hub) newGroupLocked(ts *topicState, name string, concurrency int) (*group, error) {
+	g := &group{h: h, ts: ts, name: name, offers: make(chan *delivery)}
+	busName := name
+	if busName == "" {
+		busName = "watermill-" + strconv.FormatUint(subscriptionSeq.Add(1), 10)
+	}
+	opts := []eventbus.SubscribeOption{
+		eventbus.WithBuffer(h.cfg.Buffer),
+		eventbus.WithConcurrency(concurrency),
+		eventbus.WithRetry(*h.cfg.Retry),
+	}
+	if h.cfg.DeadLetter != nil {
+		opts = append(opts, eventbus.WithDeadLetter(h.cfg.DeadLetter))
+	}
+	sub, err := eventbus.Subscribe(h.bus, ts.topic, busName, g.handle, opts...)
+	if err != nil {
+		return nil, err
+	}
+	g.sub = sub
+	ts.live.Add(1)
+	return g, nil
+}
+
+// joinLocked returns the group that a new consumer of consumer group name ("" for one of
+// its own) receives ts's messages from, and counts the consumer in. A named group that
+// exists is joined; otherwise the topic's retention is adopted if it has one, so the new
+// group starts with the messages retained, or a new group subscribes. h.mu is held.
+func (h *hub) joinLocked(ts *topicState, name string) (*group, error) {
+	g := ts.groups[name] // never set for ""
+	if g == nil {
+		if g = ts.retained; g != nil {
+			ts.retained = nil
+			g.name = name
+		} else {
+			concurrency := h.cfg.Concurrency
+			if name == "" {
+				concurrency = 1 // a single consumer has one message in flight
+			}
+			var err error
+			if g, err = h.newGroupLocked(ts, name, concurrency); err != nil {
+				return nil, err
+			}
+		}
+		if name != "" {
+			ts.groups[name] = g
+		}
+	}
+	g.consumers++
+	return g, nil
+}
+
+// leave counts a consumer of g out, and reports whether g is the subscription of a single
+// Subscribe call, which the caller must then remove from the bus with leaveBus. If it was
+// the topic's last subscription and the PubSub retains, a retention takes its place at
+// once, so that every message published from now on is retained.
+func (h *hub) leave(g *group) (leaveBus bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g.consumers--
+	if g.name != "" || g.consumers > 0 {
+		return false
+	}
+	if h.cfg.Retain && !h.closed && g.ts.live.Load() == 1 && g.ts.retained == nil {
+		_ = h.retainLocked(g.ts) // fails only if the bus is closed: then nothing is retained
+	}
+	g.ts.live.Add(-1)
+	return true
+}
+
+// retain makes sure ts has a subscription on the bus to keep its messages, for Publish
+// with Config.Retain; see Config.Retain.
+func (h *hub) retain(ts *topicState) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || ts.live.Load() > 0 {
+		return nil
+	}
+	return h.retainLocked(ts)
+}
+
+func (h *hub) retainLocked(ts *topicState) error {
+	g, err := h.newGroupLocked(ts, "", h.cfg.Concurrency)
+	if err != nil {
+		return err
+	}
+	ts.retained = g
+	return nil
+}
+
+// takeGroupsLocked returns the topic's named groups and retention and forgets them, for
+// Close. h.mu is held.
+func (ts *topicState) takeGroupsLocked() []*group {
+	var gs []*group
+	for name, g := range ts.groups {
+		gs = append(gs, g)
+		delete(ts.groups, name)
+	}
+	if ts.retained != nil {
+		gs = append(gs, ts.retained)
+		ts.retained = nil
+	}
+	ts.live.Add(-int32(len(gs)))
+	return gs
+}
+
+// leaveBus removes g's subscription from the bus at once: its handlers' contexts are
+// cancelled and every message it still holds is dead-lettered with an error wrapping
+// eventbus.ErrClosed. It returns once the subscription's goroutines have exited.
+func (g *group) leaveBus() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no grace: no consumer is left to hand the messages to
+	_ = g.sub.Close(ctx)
+}
+
+// delivery is one message that a group's handler offers to its consumers.
+type delivery struct {
+	ev eventbus.Event[[]byte]
+	// handlerCtx is the bus handler's context: it ends if the bus gives up on the message
+	// while a consumer holds it (when the bus or the subscription closes without grace).
+	handlerCtx context.Context
+	// result receives, once per offer taken, what became of the message: nil (acked),
+	// ErrNacked, ErrNotAcked, or errNotDelivered (the consumer left before it could
+	// deliver it; handle offers it again). Buffered, so a consumer never waits on it.
+	result chan error
+}
+
+// handle is the group's handler on the bus: it offers ev to the group's consumers until
+// one delivers it, and returns that consumer's verdict, which the bus's retry policy and
+// dead-letter hook act on.
+func (g *group) handle(ctx context.Context, ev eventbus.Event[[]byte]) error {
+	d, _ := g.deliveries.Get().(*delivery)
+	if d == nil {
+		d = &delivery{result: make(chan error, 1)}
+	}
+	d.ev, d.handlerCtx = ev, ctx
+	for {
+		select {
+		case g.offers <- d:
+		case <-ctx.Done():
+			d.ev, d.handlerCtx = eventbus.Event[[]byte]{}, nil
+			g.deliveries.Put(d) // no consumer has it
+			return context.Cause(ctx)
+		}
+		select {
+		case err := <-d.result:
+			if err == errNotDelivered {
+				continue
+			}
+			// The consumer is done with d once it has answered.
+			d.ev, d.handlerCtx = eventbus.Event[[]byte]{}, nil
+			g.deliveries.Put(d)
+			return err
+		case <-ctx.Done():
+			// A consumer that answered before it left, and so before its group could
+			// leave the bus, has the last word: an ack counts. Otherwise the consumer may
+			// still hold d, which is then left to the garbage collector.
+			select {
+			case err := <-d.result:
+				if err != errNotDelivered {
+					return err
+				}
+			default:
+			}
+			return context.Cause(ctx)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package watermillbus
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/ae30fb47/eventbus"
+)
+
+// Publisher is a Watermill message.Publisher over a [PubSub]; see [PubSub.NewPublisher].
+// It is safe for concurrent use.
+type Publisher struct {
+	h      *hub
+	closed atomic.Bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// Publish publishes msgs to topic, one after the other, and returns once every
+// subscription of the topic on the bus has accepted each: the consumer groups and
+// single-call subscriptions of the PubSub, its retention of the topic (see
+// [Config.Retain]), and the bus's own subscribers of eventbus.NewTopic[[]byte](topic).
+// With Config.BlockPublishUntilSubscriberAck it returns only once they acked each message
+// or gave up on it.
+//
+// Each message becomes an event: its payload as is (not copied: do not change it once
+// published), its metadata (copied), its UUID as the event's ID or in the [UUIDMetadata]
+// field, and the key [Config.Key] gives it. Messages published by one goroutine keep their
+// order per key.
+//
+// A full subscription makes Publish wait for room until the message's context ends (or,
+// for a context that cannot end, until the PubSub closes); it then returns an error
+// wrapping the context's error. On an error, the messages before the failing one were
+// published and the rest were not. Publish returns [ErrClosed] once the Publisher or its
+// PubSub is closed, or if the PubSub closed while it ran (the message may then have reached
+// some of the PubSub's subscriptions, which dead-letter it unless a consumer acks it in
+// time, or none), and an error for an empty topic, a topic that the bus carries with
+// another payload type, or a message whose metadata has the [UUIDMetadata] field.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	h := p.h
+	if p.closed.Load() || h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	ts, err := h.topic(topic)
+	if err != nil {
+		return err
+	}
+	for _, msg := range msgs {
+		if err := p.publish(ts, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
+	h := p.h
+	env, err := toEnvelope(msg)
+	if err != nil {
+		return err
+	}
+	if h.cfg.Retain && ts.live.Load() == 0 {
+		if err := h.retain(ts); err != nil {
+			return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", ts.name, err)
+		}
+	}
+	ctx := msg.Context()
+	if ctx == context.Background() {
+		ctx = h.ctx // a message without a deadline still stops waiting when the PubSub closes
+	} else if ctx.Done() == nil {
+		ctx = untilClosed{h.ctx, ctx}
+	}
+	opts := [4]eventbus.PublishOption{
+		eventbus.WithKey(h.cfg.Key(ts.name, msg)),
+		eventbus.WithID(env.id),
+		eventbus.WithMetadata(env.md),
+	}
+	n := 3
+	if h.cfg.BlockPublishUntilSubscriberAck {
+		opts[n] = eventbus.WithWait()
+		n++
+	}
+	err = eventbus.Publish(ctx, h.bus, ts.topic, []byte(msg.Payload), opts[:n]...)
+	if h.ctx.Err() != nil {
+		// The PubSub closed while the message was being published: it may have reached
+		// subscriptions that are leaving the bus, or missed them as they left.
+		return ErrClosed
+	}
+	if err != nil {
+		return fmt.Errorf("watermillbus: publishing message %q to %q: %w", msg.UUID, ts.name, err)
+	}
+	return nil
+}
+
+// Close makes the Publisher's later Publish calls return [ErrClosed]; the PubSub and its
+// other Publishers go on. Publish is synchronous, so there is nothing to flush. Close is
+// idempotent and returns nil.
+func (p *Publisher) Close() error {
+	p.closed.Store(true)
+	return nil
+}
+
+// untilClosed is the context that Publish waits with for a message whose context cannot
+// end: it ends when the PubSub closes, and has the values of the message's context, so
+// that the bus recognizes a message published from one of its handlers or dead-letter
+// hooks (see eventbus.Publish).
+type untilClosed struct {
+	context.Context // the hub's
+	values          context.Context
+}
+
+func (c untilClosed) Value(key any) any { return c.values.Value(key) }
