@@ -49,15 +49,30 @@ func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstre
 		for {
 			msg, err := it.Next(jetstream.NextContext(fetchCtx))
 			if err != nil {
-				if fetchCtx.Err() == nil {
-					br.cfg.Logger.Warn("natsbridge: fetch stopped; restarting it", slog.Int("partition", p), slog.Any("error", err))
-					sleep(fetchCtx, time.Second)
+				if fetchCtx.Err() != nil {
+					release(it)
+					return
 				}
+				br.cfg.Logger.Warn("natsbridge: fetch stopped; restarting it", slog.Int("partition", p), slog.Any("error", err))
+				sleep(fetchCtx, time.Second)
 				break
 			}
 			br.deliver(deliverCtx, msg)
 		}
 		it.Stop()
+	}
+}
+
+// release stops it and hands back the messages it had fetched but not yet returned, so
+// that the server redelivers them at once instead of after AckWait.
+func release(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		msg.Nak()
 	}
 }
 
