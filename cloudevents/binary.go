@@ -103,37 +103,14 @@ func (d Decoder) Message(b Binding, header iter.Seq2[string, []string], body []b
 		if !ok {
 			return Event{}, malformed(attr, "bad percent-encoding")
 		}
-		switch attr {
-		case attrDataContentType:
-			ev.DataContentType = value
-		case attrSpecVersion:
-			specVersion = value
-		case attrID:
-			ev.ID = value
-		case attrSource:
-			ev.Source = value
-		case attrType:
-			ev.Type = value
-		case attrSubject:
-			ev.Subject = value
-		case attrTime:
-			var err error
-			if ev.Time, err = parseTime(value); err != nil {
-				return Event{}, err
+		isAttr, err := ev.setAttribute(attr, value, &specVersion)
+		if err == nil && !isAttr {
+			if err = checkExtensionName(attr); err == nil {
+				err = ev.addExtension(attr, value, d.maxExtensions())
 			}
-		case attrDataSchema:
-			ev.DataSchema = value
-		default:
-			if err := checkExtensionName(attr); err != nil {
-				return Event{}, err
-			}
-			if ev.Extensions == nil {
-				ev.Extensions = make(map[string]string)
-			}
-			if len(ev.Extensions) == d.maxExtensions() {
-				return Event{}, &Error{ErrTooLarge, attr, fmt.Sprintf("over the limit of %d extensions", d.maxExtensions())}
-			}
-			ev.Extensions[attr] = value
+		}
+		if err != nil {
+			return Event{}, err
 		}
 	}
 	if size > d.maxSize() {

@@ -166,61 +166,34 @@ func (d Decoder) Structured(data []byte) (Event, error) {
 	var specVersion string
 	var dataMember, dataBase64 json.RawMessage
 	for _, m := range members {
-		switch m.name {
-		case attrSpecVersion, attrID, attrSource, attrType, attrSubject, attrTime, attrDataContentType, attrDataSchema:
-			s, present, err := stringMember(m)
-			if err != nil {
-				return Event{}, err
-			}
-			if !present {
-				continue
-			}
-			switch m.name {
-			case attrSpecVersion:
-				specVersion = s
-			case attrID:
-				ev.ID = s
-			case attrSource:
-				ev.Source = s
-			case attrType:
-				ev.Type = s
-			case attrSubject:
-				ev.Subject = s
-			case attrTime:
-				if ev.Time, err = parseTime(s); err != nil {
-					return Event{}, err
-				}
-			case attrDataContentType:
-				ev.DataContentType = s
-			case attrDataSchema:
-				ev.DataSchema = s
-			}
-		case memberData:
+		switch {
+		case m.name == memberData:
 			if !isNull(m.value) {
 				dataMember = m.value
 			}
-		case memberDataBase64:
+		case m.name == memberDataBase64:
 			if !isNull(m.value) {
 				dataBase64 = m.value
+			}
+		case reserved(m.name):
+			s, present, err := stringMember(m)
+			if err == nil && present {
+				_, err = ev.setAttribute(m.name, s, &specVersion)
+			}
+			if err != nil {
+				return Event{}, err
 			}
 		default:
 			if err := checkExtensionName(m.name); err != nil {
 				return Event{}, err
 			}
 			v, present, err := extensionValue(m)
+			if err == nil && present {
+				err = ev.addExtension(m.name, v, d.maxExtensions())
+			}
 			if err != nil {
 				return Event{}, err
 			}
-			if !present {
-				continue
-			}
-			if ev.Extensions == nil {
-				ev.Extensions = make(map[string]string)
-			}
-			if len(ev.Extensions) == d.maxExtensions() {
-				return Event{}, &Error{ErrTooLarge, m.name, fmt.Sprintf("over the limit of %d extensions", d.maxExtensions())}
-			}
-			ev.Extensions[m.name] = v
 		}
 	}
 	if err := checkSpecVersion(specVersion); err != nil {
@@ -233,6 +206,48 @@ func (d Decoder) Structured(data []byte) (Event, error) {
 		return Event{}, err
 	}
 	return ev, nil
+}
+
+// setAttribute sets the context attribute name (or, for specversion, *specVersion) to
+// value; it reports false, and sets nothing, if name is not a context attribute.
+func (e *Event) setAttribute(name, value string, specVersion *string) (bool, error) {
+	switch name {
+	case attrSpecVersion:
+		*specVersion = value
+	case attrID:
+		e.ID = value
+	case attrSource:
+		e.Source = value
+	case attrType:
+		e.Type = value
+	case attrSubject:
+		e.Subject = value
+	case attrTime:
+		var err error
+		if e.Time, err = parseTime(value); err != nil {
+			return true, err
+		}
+	case attrDataContentType:
+		e.DataContentType = value
+	case attrDataSchema:
+		e.DataSchema = value
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// addExtension adds the extension name, whose name was checked, unless e already has
+// limit extensions.
+func (e *Event) addExtension(name, value string, limit int) error {
+	if e.Extensions == nil {
+		e.Extensions = make(map[string]string)
+	}
+	if len(e.Extensions) == limit {
+		return &Error{ErrTooLarge, name, fmt.Sprintf("over the limit of %d extensions", limit)}
+	}
+	e.Extensions[name] = value
+	return nil
 }
 
 // checkSpecVersion returns nil for "1.0".
