@@ -115,10 +115,10 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		}
 		sub, err := r.forward(br)
 		if err != nil {
-			br.nc.Close()
 			for _, s := range br.forwards {
-				s.Close(context.Background())
+				s.Close(ctx) // forwards what was published meanwhile, until ctx ends
 			}
+			br.nc.Close()
 			return nil, fmt.Errorf("natsbridge: Forward: %w", err)
 		}
 		br.forwards = append(br.forwards, sub)

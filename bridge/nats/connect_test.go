@@ -220,3 +220,37 @@ func TestConsumerRestart(t *testing.T) {
 	}
 	t.Logf("bus-b1 handled %d, bus-b2 %d", l.byBus["bus-b1"], l.byBus["bus-b2"])
 }
+
+// A bus closed before its bridge makes the bridge stop receiving, without spinning on
+// redeliveries nor dead-lettering: the events wait for another bridge.
+func TestBusClosedBeforeBridge(t *testing.T) {
+	const n = 40
+	s := startServer(t)
+	a := newBus(t, "bus-a")
+	connect(t, a, testConfig(s), natsbridge.Forward(steps))
+	b1 := eventbus.New(eventbus.WithSource("bus-b1"))
+	mustSubscribe(t, b1, steps, "h", func(context.Context, eventbus.Event[step]) error { return nil })
+	br1 := connect(t, b1, testConfig(s), natsbridge.Receive(steps))
+	if err := b1.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := eventbus.Publish(t.Context(), a, steps, step{Key: fmt.Sprint(i % 8), Seq: i}, eventbus.WithKey(fmt.Sprint(i%8))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := newLedger()
+	b2 := newBus(t, "bus-b2")
+	mustSubscribe(t, b2, steps, "h", func(_ context.Context, ev eventbus.Event[step]) error {
+		l.handled("bus-b2", ev)
+		return nil
+	})
+	connect(t, b2, testConfig(s), natsbridge.Receive(steps))
+	eventually(t, 10*time.Second, func() bool { d, _ := l.count(); return d == n }, func() string {
+		d, _ := l.count()
+		return fmt.Sprintf("bus B2 handled %d of %d; bridge B1 %+v", d, n, br1.Stats())
+	})
+	if st := br1.Stats(); st.Received > 4 || st.DeadLettered != 0 || st.Handled != 0 {
+		t.Errorf("bridge of the closed bus: %+v; want at most one delivery per partition (4), handed back, no dead letter", st)
+	}
+}

@@ -57,7 +57,10 @@ func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstre
 				sleep(fetchCtx, time.Second)
 				break
 			}
-			br.deliver(deliverCtx, msg)
+			if !br.deliver(deliverCtx, msg) {
+				release(it) // the bus is closed: leave the events to other bridges
+				return
+			}
 		}
 		it.Stop()
 	}
@@ -89,13 +92,14 @@ func sleep(ctx context.Context, d time.Duration) {
 // deliver decodes msg, publishes it on the bus and waits for every local subscriber,
 // then settles it with the server: ack if all handled it; redelivery after the retry
 // policy's backoff if one failed and attempts remain; dead letter and term otherwise, or
-// at once if it does not decode.
-func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) {
+// at once if it does not decode. It returns false if the bus is closed, so that the
+// caller stops fetching.
+func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 	br.stats.received.Add(1)
 	md, err := msg.Metadata()
 	if err != nil { // not a JetStream delivery; a consumer gives no other
 		br.cfg.Logger.Error("natsbridge: message without JetStream metadata", slog.String("subject", msg.Subject()), slog.Any("error", err))
-		return
+		return true
 	}
 	attempt := int(md.NumDelivered)
 	if attempt > 1 {
@@ -108,13 +112,13 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) {
 	}
 	if err != nil {
 		br.deadLetter(msg, md, ReasonInvalid, err)
-		return
+		return true
 	}
 	if attempt > br.maxAttempts {
 		br.deadLetter(msg, md, ReasonUndelivered, fmt.Errorf(
 			"natsbridge: delivered %d times, over the %d attempts of the retry policy, without an outcome (a bridge stopped or an ack was lost)",
 			attempt, br.maxAttempts))
-		return
+		return true
 	}
 	stop := br.keepAlive(msg)
 	err = in.Publish(ctx, br.bus, eventbus.WithWait())
@@ -130,10 +134,11 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) {
 		}
 		br.stats.handled.Add(1)
 	case ctx.Err() != nil || errors.Is(err, eventbus.ErrClosed):
-		// The bridge or the bus is stopping: not the event's fault. Have it redelivered
-		// now, to whichever bridge fetches next.
+		// The bridge, the bus or a subscription is stopping: not the event's fault. Have
+		// it redelivered now, to whichever bridge fetches next.
 		br.settle(msg.Nak(), e.ID)
 		br.stats.retried.Add(1)
+		return !busClosed(err)
 	case eventbus.IsPermanent(err):
 		br.deadLetter(msg, md, ReasonPermanent, err)
 	case attempt >= br.maxAttempts:
@@ -142,7 +147,13 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) {
 		br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
 		br.stats.retried.Add(1)
 	}
+	return true
 }
+
+// busClosed reports whether err, returned by a publish on the bus, says that the bus
+// itself is closed (eventbus.Publish returns ErrClosed as it is), rather than that one
+// subscription stopped while handling the event (a DeliveryError wrapping it).
+func busClosed(err error) bool { return err == eventbus.ErrClosed }
 
 // settle logs the failure of a nak or term: the server then redelivers after AckWait.
 func (br *Bridge) settle(err error, id string) {
@@ -158,7 +169,7 @@ func (br *Bridge) keepAlive(msg jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(br.cfg.AckWait / 3)
+		t := time.NewTicker(max(br.cfg.AckWait/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
