@@ -53,10 +53,15 @@
 //   - it was delivered more often than Config.Retry.MaxAttempts, each time without an
 //     outcome (a bridge crashed while handling it): dead-lettered as [ReasonUndelivered];
 //   - the bridge or the bus is closing: Nak without delay, so another bridge takes it.
+//     Once the bus is closed, the bridge stops fetching.
 //
 // If the dead-letter publish fails, the event is redelivered later instead; if an ack is
 // lost, the server redelivers the event after AckWait. Nothing received is dropped
 // without a dead letter.
+//
+// JetStream counts deliveries, not failures: a delivery handed back by a closing bridge,
+// or one whose ack was lost, counts as an attempt too. Leave Config.Retry.MaxAttempts some
+// room over the failures you mean to tolerate if bridges restart often.
 //
 // # Two levels of retry
 //
