@@ -53,7 +53,7 @@
 //
 //	reg := cloudevents.NewRegistry()
 //	cloudevents.Register(reg, orderCreated)
-//	ev, err := cloudevents.Decoder{}.Message(cloudevents.NATS, header, body)
+//	ev, err := cloudevents.Decoder{}.Message(cloudevents.NATS, maps.All(msg.Header), msg.Data)
 //	in, err := reg.Decode(ev)
 //	err = in.Publish(ctx, bus, eventbus.WithWait())
 package cloudevents
