@@ -74,6 +74,7 @@ func FuzzStructured(f *testing.F) {
 func FuzzMessage(f *testing.F) {
 	f.Add("1.0", "0196b1f4-7c2a-7d3e-9f00-0123456789ab", "/src", "order.created", "2026-11-23T16:30:00Z", "application/json", "partitionkey", "k%20y", []byte(`{"a":1}`))
 	f.Add("1.0", "1", "s", "t", "", "", "x", "", []byte(" 1 "))
+	f.Add("1.0", "1", "s", "t", "", "application/json", "x", "", []byte("null"))
 	f.Add("1.0", "1", "s", "t", "", "application/octet-stream", "data", "1", []byte{0, 0xff})
 	f.Add("0.3", "", "", "", "bad", "application/cloudevents+json", "BAD", "%", []byte(`{`))
 	f.Fuzz(func(t *testing.T, spec, id, source, typ, tm, ct, ext, extValue string, body []byte) {
