@@ -94,6 +94,9 @@ func TestPoisonEvent(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return !sameHandled.IsZero() },
 		func() string { return "the event behind the poison in its partition was never handled" })
+	// The bridge counts an event as handled once its ack is confirmed, after the handler.
+	eventually(t, 10*time.Second, func() bool { return brB.Stats().Handled == uint64(len(others)+1) },
+		func() string { return fmt.Sprintf("stats %+v; want %d handled", brB.Stats(), len(others)+1) })
 
 	mu.Lock()
 	defer mu.Unlock()
