@@ -14,7 +14,8 @@ import (
 type subCore struct {
 	bus         *Bus
 	topic, name string
-	capacity    int // the buffer size: Publish waits while held >= capacity
+	source      string // the bus's, for the envelopes of the intake's records
+	capacity    int    // the buffer size: Publish waits while held >= capacity
 	concurrency int
 	retry       RetryPolicy
 	deadLetter  DeadLetterHandler
@@ -22,20 +23,28 @@ type subCore struct {
 	dedup       *dedupSet     // nil without de-duplication
 	breaker     *breaker      // nil without a circuit breaker
 
-	// Written by publishers without the lock (and by workers, for held, in batches).
+	// Written by publishers without the lock (and by workers, for held, in batches). The
+	// padding keeps each group of fields off the others' cache lines, wherever the struct
+	// starts.
 	_    [64]byte
 	held atomic.Int64  // accepted or reserved events not yet finished (but see unheld)
 	tail atomic.Uint64 // the next intake position a publisher claims
-	_    [48]byte
+	_    [64]byte
 
 	// Read by publishers on every event, written seldom: a cache line of their own.
 	state    atomic.Uint32 // a subState
 	sleepers atomic.Int32  // workers waiting on work
+	live     atomic.Int32  // running worker goroutines; written under mu
 	waiters  atomic.Int32  // publishers waiting for room
 	// wakePending is set by the publisher that wakes a worker and cleared by workers as they
 	// go idle, so that publishers do not queue up on mu to wake a worker already woken.
 	wakePending atomic.Bool
-	_           [48]byte
+	watched     atomic.Bool // the bus clock will look at the subscription on its next tick
+	_           [64]byte
+
+	// Written by workers on every take: read by the bus clock only.
+	takes      atomic.Uint64 // counts workers' takes of events; see watchWorkers
+	watchTakes uint64        // takes when watched was set, by the publisher that set it
 
 	mu     sync.Mutex
 	work   sync.Cond // idle workers wait here; L is &mu
@@ -52,9 +61,10 @@ type subCore struct {
 	blocked      int // of those, how many are blocked in a Publish waiting for room
 	backoff      int // events waiting for their retry timer
 
+	stats subStats // guarded by mu
+
 	ctx    context.Context // handlers' base context, cancelled by abort
 	cancel context.CancelCauseFunc
-	live   int           // running worker goroutines
 	done   chan struct{} // closed when the last worker has exited
 	timers sync.WaitGroup
 }
@@ -83,7 +93,7 @@ func (c *subCore) tryReserve() bool {
 
 // lowWater is the count at or below which waiting publishers are woken. Waking them only
 // once the buffer has half drained lets one wake-up admit many events.
-func (c *subCore) lowWater() int64 { return int64(c.capacity / 2) }
+func (c *subCore) lowWater() int64 { return int64(c.capacity - max(c.capacity/4, 1)) }
 
 // stalledLocked reports whether the subscription cannot make progress by itself: every busy
 // worker is blocked in a Publish, and no other worker can take an event that is
@@ -213,8 +223,11 @@ func (c *subCore) cancelReservation() {
 // releaseLocked ends one event's hold on the subscription, in a batch unless a publisher
 // waits for room or the bus or subscription is closing; see flushLocked. Only workers call
 // it: they flush before they wait for work, so no release is left behind.
-func (c *subCore) releaseLocked() {
-	c.unheld++
+func (c *subCore) releaseLocked() { c.releaseNLocked(1) }
+
+// releaseNLocked ends the hold of n events at once; see releaseLocked.
+func (c *subCore) releaseNLocked(n int64) {
+	c.unheld += n
 	if c.unheld >= c.releaseBatch || c.waiters.Load() > 0 || c.state.Load() != stateOpen || c.bus.closed.Load() {
 		c.flushLocked()
 	}
@@ -238,6 +251,51 @@ func (c *subCore) flushLocked() {
 		} else if c.bus.closed.Load() {
 			c.bus.signalQuiet()
 		}
+	}
+}
+
+// nudgeWorkers is called once events wait in the intake: it wakes an idle worker if every
+// worker is idle. If some are busy, it asks the bus clock to look again on its next tick
+// (see lookAgain): a busy worker with fast handlers comes back for the waiting events within
+// a tick, and waking another for the backlog it is draining would only make them contend.
+func (c *subCore) nudgeWorkers() {
+	if n := c.sleepers.Load(); n > 0 {
+		if n == c.live.Load() {
+			c.wakeWorker()
+		} else if !c.watched.Load() {
+			c.watchWorkers()
+		}
+	}
+}
+
+// watchWorkers asks the bus clock to call lookAgain on its next tick.
+func (c *subCore) watchWorkers() {
+	if c.watched.Swap(true) {
+		return
+	}
+	c.watchTakes = c.takes.Load()
+	c.bus.clock.watch(c)
+}
+
+// lookAgain runs on a tick of the bus clock after watchWorkers: if events still wait and
+// no worker has taken any since, the busy workers are in slow handlers, and an idle one is
+// woken to take the backlog in parallel. So an idle worker joins busy ones within about a
+// tick (100µs), and with fast handlers is not woken at all.
+func (c *subCore) lookAgain() {
+	takes := c.watchTakes
+	c.watched.Store(false)
+	if c.sleepers.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	backlog := c.readyLen > 0 || c.head != c.tail.Load()
+	c.mu.Unlock()
+	switch {
+	case !backlog:
+	case c.takes.Load() == takes:
+		c.wakeWorker()
+	default:
+		c.watchWorkers()
 	}
 }
 

@@ -164,8 +164,10 @@ func (c *subCore) setCircuitLocked(to CircuitState) {
 
 // Circuit returns the state of the subscription's circuit breaker, [CircuitClosed] if it
 // has none. It is safe to call at any time, from any goroutine.
-func (s *Subscription) Circuit() CircuitState {
-	if br := s.core.breaker; br != nil {
+func (s *Subscription) Circuit() CircuitState { return s.core.circuit() }
+
+func (c *subCore) circuit() CircuitState {
+	if br := c.breaker; br != nil {
 		return br.state.Load()
 	}
 	return CircuitClosed

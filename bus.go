@@ -42,15 +42,18 @@ type Bus struct {
 // topicEntry is a *topicState[T] of any T.
 type topicEntry interface {
 	payloadType() string
+	published() uint64
 }
 
 // topicState holds the subscriptions of one topic. The slice is replaced, never changed, so
 // Publish reads it without a lock.
 type topicState[T any] struct {
-	subs atomic.Pointer[[]*subscription[T]]
+	subs     atomic.Pointer[[]*subscription[T]]
+	accepted atomic.Uint64 // events Publish accepted; see TopicStats.Published
 }
 
-func (*topicState[T]) payloadType() string { return fmt.Sprintf("%T", *new(T)) }
+func (*topicState[T]) payloadType() string  { return fmt.Sprintf("%T", *new(T)) }
+func (ts *topicState[T]) published() uint64 { return ts.accepted.Load() }
 
 // New returns a running bus. It panics if an option is invalid; options are checked when
 // they are made, so that is a programmer error caught at start-up.

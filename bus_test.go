@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,13 +108,13 @@ func TestIDsAreTimeOrderedAndUnique(t *testing.T) {
 	var prev uuid.UUID
 	for i := range n {
 		// IDs made 1µs apart, more than the 244ns resolution of the sub-millisecond field.
-		id := newID(start.Add(time.Duration(i) * time.Microsecond))
+		id := idFrom(start.Add(time.Duration(i)*time.Microsecond).UnixNano(), rand.Uint64())
 		if seen[id] {
-			t.Fatalf("newID made %v twice", id)
+			t.Fatalf("idFrom made %v twice", id)
 		}
 		seen[id] = true
 		if i > 0 && slices.Compare(prev[:8], id[:8]) >= 0 {
-			t.Fatalf("newID(t+%dµs) = %v sorts before or with %v", i, id, prev)
+			t.Fatalf("idFrom(t+%dµs) = %v sorts before or with %v", i, id, prev)
 		}
 		prev = id
 	}

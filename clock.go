@@ -22,6 +22,10 @@ type clock struct {
 	stopped bool
 	stop    chan struct{} // closed by shutdown
 	wg      sync.WaitGroup
+
+	watchMu  sync.Mutex
+	watching []*subCore // to look at on the next tick; see subCore.watchWorkers
+	looking  []*subCore // the ticker's spare list
 }
 
 const (
@@ -41,6 +45,19 @@ func (c *clock) now() time.Time {
 	t := time.Now()
 	c.start(t)
 	return t
+}
+
+// nowNanos is now as Unix nanoseconds.
+func (c *clock) nowNanos() int64 {
+	if ns := c.nanos.Load(); ns != 0 {
+		if !c.used.Load() {
+			c.used.Store(true)
+		}
+		return ns
+	}
+	t := time.Now()
+	c.start(t)
+	return t.UnixNano()
 }
 
 func (c *clock) start(t time.Time) {
@@ -71,12 +88,46 @@ func (c *clock) run() {
 		}
 		if c.used.Swap(false) {
 			idle = 0
-		} else if idle++; idle >= idleTicks {
-			c.halt()
+		} else if idle++; idle >= idleTicks && c.haltIdle() {
 			return
 		}
 		c.nanos.Store(time.Now().UnixNano())
+		c.lookAtWatched()
 	}
+}
+
+// watch has the ticker call s.lookAgain on its next tick, starting the ticker if needed.
+func (c *clock) watch(s *subCore) {
+	c.watchMu.Lock()
+	c.watching = append(c.watching, s)
+	c.watchMu.Unlock()
+	c.nowNanos() // starts the ticker if it was halted
+}
+
+// lookAtWatched calls lookAgain on the subscriptions watched since the last tick.
+func (c *clock) lookAtWatched() {
+	c.watchMu.Lock()
+	subs := c.watching
+	c.watching = c.looking[:0]
+	c.watchMu.Unlock()
+	for _, s := range subs {
+		s.lookAgain()
+	}
+	clear(subs)
+	c.looking = subs[:0]
+}
+
+// haltIdle stops the ticker for idleness and reports true, unless a subscription is
+// watched: then the ticker runs on. watch, which adds to the watched under watchMu, sees
+// nanos = 0 after a halt and starts a new ticker.
+func (c *clock) haltIdle() bool {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	if len(c.watching) > 0 {
+		return false
+	}
+	c.halt()
+	return true
 }
 
 func (c *clock) halt() {

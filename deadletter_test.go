@@ -122,6 +122,43 @@ func TestPanicIsRecoveredRetriedAndWorkerSurvives(t *testing.T) {
 	})
 }
 
+// TestPanicMidBatchRunsTheRestOnce: a worker takes a batch of queued events at once; a
+// panic in the middle of it must neither skip the events after it nor run any twice.
+func TestPanicMidBatchRunsTheRestOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		gate := make(chan struct{})
+		calls := map[string]int{}
+		mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+			calls[ev.Payload.ID]++
+			switch ev.Payload.ID {
+			case "gate":
+				<-gate // hold the worker while the batch queues up
+			case "boom-3", "boom-6":
+				panic(ev.Payload.ID)
+			}
+			return nil
+		}, WithConcurrency(1), WithRetry(RetryPolicy{MaxAttempts: 1}))
+		mustPublish(t, b, orders, order{ID: "gate"})
+		synctest.Wait()
+		names := []string{"e-1", "e-2", "boom-3", "e-4", "e-5", "boom-6", "e-7"}
+		for _, id := range names {
+			mustPublish(t, b, orders, order{ID: id})
+		}
+		close(gate)
+		closeBus(t, b)
+		for _, id := range names {
+			if calls[id] != 1 {
+				t.Errorf("handler ran %d times for %s; want 1 (calls: %v)", calls[id], id, calls)
+			}
+		}
+		if got := dls.all(); len(got) != 2 || got[0].Event.Payload.(order).ID != "boom-3" || got[1].Event.Payload.(order).ID != "boom-6" {
+			t.Errorf("dead letters = %v; want boom-3, then boom-6", got)
+		}
+	})
+}
+
 func TestPanicWithErrorUnwraps(t *testing.T) {
 	pe := &PanicError{Value: errFlaky}
 	if !errors.Is(pe, errFlaky) {

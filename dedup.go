@@ -12,11 +12,12 @@ import (
 // within window: the at-least-once bridges redeliver events, and a handler that is not
 // idempotent must see each only once.
 //
-// The first delivery of an ID is handled as usual, with its retries; a repeat arriving
-// while the first is in flight, or within window after the first began, is not passed to
-// the handler: it ends at once as handled, and a [WithWait] publisher sees nil from this
-// subscriber. If the first delivery is dead-lettered instead, its ID is forgotten: the
-// event was never handled, so a later redelivery (a broker retrying it) is handled again.
+// The first delivery of an ID is handled as usual, with its retries. A repeat whose turn
+// comes while the first is in flight, or within window after the first began, is not
+// passed to the handler: it ends at once as handled, and a [WithWait] publisher sees nil
+// from this subscriber. If the first delivery is dead-lettered instead, its ID is
+// forgotten: the event was never handled, so a repeat whose turn comes later (a broker
+// redelivering it) is handled again.
 // At most maxIDs IDs are remembered, so memory stays bounded whatever the rate: when more
 // arrive within window, the oldest are forgotten early. [Subscribe] returns an error if
 // window <= 0 or maxIDs < 1.

@@ -4,27 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 )
 
 // subscription is one subscriber's queue and workers.
 //
-// Publishers hand events over through the intake, a bounded ring with a sequence number per
-// cell (Vyukov's design), without taking the subscription's lock. Workers move them from
-// the intake into slots, a slab that grows up to the most the subscription may hold and is
-// reused through a free list, so the steady state allocates nothing. Slots are linked into
-// lists by index:
+// Publishers hand events over through the intake, a bounded ring of compact records (see
+// intake.go), without taking the subscription's lock. Workers take them from the intake
+// straight into their batches, keyed ones too while their key is free (see keys.go). Events
+// that must wait get a slot: slots are a slab that grows up to the most the subscription may
+// hold and is reused through a free list, so the steady state allocates nothing. Slots are
+// linked into lists by index:
 //
 //   - the ready list, FIFO: events a worker may take now;
 //   - per key, a chain (nextKey) of the events waiting behind the one event of that key that
-//     is ready, running or waiting to retry; keys maps each busy key to its chain's last slot.
+//     is ready, running or waiting to retry; keys maps each key with a chain or a slot of its
+//     own to its chain's last slot.
 //
 // So at most one event per key is ever ready or running, and a key waiting out a retry
-// backoff holds up only its own chain: workers take any other ready event. Events without
-// a key usually skip the slots: a worker takes them from the intake straight into its
-// batch, and gives one a slot only if it fails.
+// backoff holds up only its own chain: workers take any other ready event. An event taken
+// straight from the intake gets a slot only if it fails.
 type subscription[T any] struct {
 	subCore
 	handler func(context.Context, Event[T]) error
@@ -38,20 +39,11 @@ type subscription[T any] struct {
 	readyHead int32 // head of the ready list, or -1
 	readyTail int32
 	keys      map[string]int32
-}
 
-// intakeCell is one cell of the intake ring. A publisher that claimed position pos waits for
-// seq == pos, fills the cell and sets seq = pos+1; the worker that takes it sets seq =
-// pos+len(intake), freeing it for the next lap.
-type intakeCell[T any] struct {
-	seq  atomic.Uint64
-	ev   Event[T]
-	wait *waiter
+	flights      []inflight // per worker: keyed events running straight from the intake
+	inflightKeys int        // live entries in flights
+	keySeed      maphash.Seed
 }
-
-// maxIntake bounds the intake ring. A subscription with a larger buffer holds the rest in
-// its slots; publishers that find the ring full take the locked path.
-const maxIntake = 256
 
 type slot[T any] struct {
 	ev       Event[T]
@@ -75,24 +67,19 @@ const (
 )
 
 func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, Event[T]) error, cfg subscribeConfig) *subscription[T] {
-	n := 1
-	for n < min(cfg.buffer, maxIntake) {
-		n *= 2
-	}
 	s := &subscription[T]{
 		handler:   h,
 		chain:     chain(h, cfg.middleware),
-		intake:    make([]intakeCell[T], n),
-		mask:      uint64(n - 1),
 		free:      -1,
 		readyHead: -1,
 		readyTail: -1,
 		keys:      make(map[string]int32),
+		flights:   make([]inflight, cfg.concurrency),
+		keySeed:   maphash.MakeSeed(),
 	}
-	for i := range s.intake {
-		s.intake[i].seq.Store(uint64(i))
-	}
+	s.intake, s.mask = newIntake[T](cfg.buffer)
 	s.bus = b
+	s.source = b.source
 	s.topic = topic
 	s.name = name
 	s.capacity = cfg.buffer
@@ -117,22 +104,23 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 func (s *subscription[T]) start() {
 	ctx := context.WithValue(s.ctx, handlerKey{}, &s.subCore)
 	dlCtx := context.WithoutCancel(ctx)
-	s.live = s.concurrency
-	for range s.concurrency {
-		go s.runWorker(ctx, dlCtx)
+	s.live.Store(int32(s.concurrency))
+	for w := range s.concurrency {
+		go s.runWorker(ctx, dlCtx, &s.flights[w])
 	}
 }
 
-// enqueue accepts ev, waiting while the subscription is full; see reserve and commit.
-func (s *subscription[T]) enqueue(ctx context.Context, ev *Event[T], w *waiter) error {
+// enqueue accepts an event, waiting while the subscription is full; see reserve and commit.
+func (s *subscription[T]) enqueue(ctx context.Context, o *outgoing[T]) error {
 	if s.tryReserve() {
-		s.commit(ev, w, false)
+		s.commit(o, false)
 		return nil
 	}
 	s.mu.Lock()
 	unblock, _, err := s.reserveLocked(ctx)
 	if err == nil {
-		s.commitDirectLocked(ev, w)
+		ev := o.envelope(s)
+		s.commitDirectLocked(&ev, o.wait)
 	}
 	s.mu.Unlock()
 	if unblock != nil {
@@ -141,22 +129,25 @@ func (s *subscription[T]) enqueue(ctx context.Context, ev *Event[T], w *waiter) 
 	return err
 }
 
-// enqueueInPlace accepts the event that Publish describes, if the subscription has room,
-// building its envelope straight into an intake cell so that it is never copied. It
-// reports false, doing nothing, if the subscription is full or closing: then the caller
-// takes the waiting path of enqueue.
-func (s *subscription[T]) enqueueInPlace(b *Bus, topic string, payload T, pc *publishConfig) bool {
+// enqueueInPlace accepts an event that a record can carry, if the subscription has room,
+// writing the record straight into an intake cell so that it is never copied. It reports
+// false, doing nothing, if the subscription is full or closing: then the caller takes the
+// waiting path of enqueue.
+func (s *subscription[T]) enqueueInPlace(b *Bus, payload T, pc *publishConfig) bool {
 	if !s.tryReserve() {
 		return false
 	}
 	if c, pos, ok := s.claimIntake(); ok {
-		fillEvent(b, &c.ev, topic, payload, pc)
-		s.fillIntake(c, pos, nil)
+		r := &c.rec
+		r.nanos, r.rnd = b.stamp()
+		r.key, r.md, r.payload = pc.key, pc.md.clone(), payload
+		s.fillIntake(c, pos)
 		return true
 	}
-	var ev Event[T] // the ring is full: commit falls back to the slots
-	fillEvent(b, &ev, topic, payload, pc)
-	s.commit(&ev, nil, false)
+	var o outgoing[T] // the ring is full: commit falls back to the slots
+	o.rec.nanos, o.rec.rnd = b.stamp()
+	o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.md.clone(), payload
+	s.commit(&o, false)
 	return true
 }
 
@@ -175,81 +166,21 @@ func (s *subscription[T]) reserve(ctx context.Context) (direct bool, err error) 
 	return direct, err
 }
 
-// commit hands over ev, for which room was reserved: through the intake if it has a free
-// cell and the room is within capacity, else under the lock.
-func (s *subscription[T]) commit(ev *Event[T], w *waiter, direct bool) {
-	if !direct {
+// commit hands over o, for which room was reserved: through the intake if a record can
+// carry it, the intake has a free cell and the room is within capacity; else under the lock.
+func (s *subscription[T]) commit(o *outgoing[T], direct bool) {
+	if !direct && !o.whole {
 		for range 4 {
-			if s.pushIntake(ev, w) {
+			if s.pushIntake(&o.rec) {
 				return
 			}
 			yield() // the ring is full: let a worker drain it rather than drain it under the lock
 		}
 	}
+	ev := o.envelope(s)
 	s.mu.Lock()
-	s.commitDirectLocked(ev, w)
+	s.commitDirectLocked(&ev, o.wait)
 	s.mu.Unlock()
-}
-
-// pushIntake puts ev into the intake ring and wakes a worker if one is idle. It reports
-// false, doing nothing, if the ring is full.
-func (s *subscription[T]) pushIntake(ev *Event[T], w *waiter) bool {
-	c, pos, ok := s.claimIntake()
-	if !ok {
-		return false
-	}
-	c.ev = *ev
-	s.fillIntake(c, pos, w)
-	return true
-}
-
-// claimIntake claims the next intake cell for the caller to fill, then hand over with
-// fillIntake; workers stop at that cell until then. It reports false if the ring is full.
-func (s *subscription[T]) claimIntake() (*intakeCell[T], uint64, bool) {
-	for {
-		pos := s.tail.Load()
-		c := &s.intake[pos&s.mask]
-		seq := c.seq.Load()
-		if seq < pos { // the cell still holds the event of the previous lap: full
-			return nil, 0, false
-		}
-		if seq == pos && s.tail.CompareAndSwap(pos, pos+1) {
-			return c, pos, true
-		}
-	}
-}
-
-// fillIntake hands over cell c, claimed at pos and holding its event, and wakes a worker
-// if one is idle.
-func (s *subscription[T]) fillIntake(c *intakeCell[T], pos uint64, w *waiter) {
-	c.wait = w
-	c.seq.Store(pos + 1)
-	// A worker announces itself in sleepers before it looks at the intake a last time, and
-	// we look at sleepers after filling the cell: one of us sees the other.
-	if s.sleepers.Load() > 0 {
-		s.wakeWorker()
-	}
-}
-
-// drainIntakeLocked moves every filled intake cell, in order, into the slots.
-func (s *subscription[T]) drainIntakeLocked() {
-	for {
-		c := &s.intake[s.head&s.mask]
-		if c.seq.Load() != s.head+1 {
-			return
-		}
-		s.commitLocked(&c.ev, c.wait)
-		// The cell keeps its copy of the event until the next lap overwrites it: clearing
-		// it would make the cache lines bounce once more per event between publisher and
-		// worker, and the ring holds at most maxIntake such stale copies.
-		c.seq.Store(s.head + uint64(len(s.intake)))
-		s.head++
-	}
-}
-
-// intakeFilledLocked reports whether the next intake cell holds an event.
-func (s *subscription[T]) intakeFilledLocked() bool {
-	return s.intake[s.head&s.mask].seq.Load() == s.head+1
 }
 
 // commitDirectLocked places ev straight into the slots, after every event already claimed in
@@ -263,23 +194,20 @@ func (s *subscription[T]) commitDirectLocked(ev *Event[T], w *waiter) {
 			s.mu.Lock()
 		}
 	}
+	s.stats.direct++
 	s.commitLocked(ev, w)
 }
 
+// commitLocked gives ev a slot: ready, or pending behind the busy event of its key.
 func (s *subscription[T]) commitLocked(ev *Event[T], w *waiter) {
 	i := s.allocLocked()
 	sl := &s.slots[i]
 	sl.ev = *ev
 	sl.wait = w
 	sl.nextKey = -1
-	if ev.Key != "" {
-		if last, busy := s.keys[ev.Key]; busy {
-			s.slots[last].nextKey = i
-			s.keys[ev.Key] = i
-			sl.state = slotPending
-			return
-		}
-		s.keys[ev.Key] = i
+	if ev.Key != "" && s.chainLocked(i, ev.Key) {
+		sl.state = slotPending
+		return
 	}
 	s.pushReadyLocked(i)
 }
@@ -327,7 +255,7 @@ func (s *subscription[T]) popReadyLocked() int32 {
 // Under a backlog a worker takes a small batch of ready events at once, its share of the
 // ready list up to maxBatch, to pay for the lock once per batch rather than per event. With
 // no backlog it takes one event at a time, so a slow handler holds up no other event.
-func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
+func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 	var wb workBatch[T]
 	var d *Delivery // reused by every attempt that goes through middleware
 	if s.chain != nil {
@@ -335,7 +263,7 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 	}
 	s.mu.Lock()
 	for {
-		n := s.takeLocked(&wb)
+		n := s.takeLocked(&wb, f)
 		if n == 0 {
 			s.flushLocked()
 			if s.waiters.Load() > 0 && s.stalledLocked() {
@@ -350,6 +278,8 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 			// Announce the sleep, forget any wake-up sent before (it may have found no worker
 			// waiting, and must not make later publishers think one is on its way), then look
 			// at the intake a last time: see pushIntake and wakeWorker.
+			clear(wb.ev[:wb.used]) // keep no payload alive while idle
+			wb.used = 0
 			s.sleepers.Add(1)
 			s.wakePending.Store(false)
 			if !s.intakeFilledLocked() {
@@ -361,56 +291,60 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 		}
 		s.running++
 		s.mu.Unlock()
+		wb.used = max(wb.used, n)
 
-		for j := range n {
-			switch {
-			case s.state.Load() == stateAborting:
-				wb.err[j] = errNotRun
-			case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.now().UnixNano()):
-				wb.err[j] = errDuplicate
-			default:
-				wb.err[j] = s.invoke(ctx, &wb.ev[j], int(wb.attempt[j]), d)
-			}
+		for j := 0; j < n; {
+			j = s.runFrom(ctx, &wb, j, n, d)
 		}
 
 		s.mu.Lock()
+		var handled int64 // events taken straight from the intake and handled, to release
 		for j, i := range wb.slot[:n] {
 			err := wb.err[j]
 			wb.err[j] = nil
 			if s.breaker != nil && err != errNotRun && err != errDuplicate {
 				s.attemptedLocked(err == nil)
 			}
-			if i < 0 {
-				w := wb.wait[j]
-				wb.wait[j] = nil
+			if i < 0 { // taken straight from the intake
+				next := int32(-1)
+				if wb.ev[j].Key != "" {
+					next = s.releaseKeyLocked(f, j)
+				}
 				if err == nil || err == errDuplicate { // the common case: no slot needed
-					if w != nil {
-						w.done(nil)
+					if next >= 0 {
+						s.pushReadyLocked(next)
 					}
-					s.releaseLocked()
-					wb.ev[j] = Event[T]{}
+					if err == errDuplicate {
+						s.stats.duplicates++
+					}
+					handled++
 					continue
 				}
-				i = s.slotForLocked(&wb.ev[j], w)
+				i = s.slotForLocked(&wb.ev[j], next)
 			}
 			sl := &s.slots[i]
 			switch {
 			case err == errNotRun:
 				err = closedError(sl.lastErr)
 			case err == errDuplicate:
+				s.stats.duplicates++
+				s.stats.handled++
 				s.finishLocked(i, nil)
 				wb.ev[j] = Event[T]{}
 				continue
 			case err == nil:
 				sl.attempts++
+				s.stats.handled++
 				s.finishLocked(i, nil)
 				wb.ev[j] = Event[T]{}
 				continue
 			default:
 				sl.attempts++
+				s.stats.failed++
 				if s.state.Load() == stateAborting {
 					err = closedError(err)
 				} else if int(sl.attempts) < s.retry.MaxAttempts && !isPermanent(err) {
+					s.stats.retries++
 					s.retryLaterLocked(i, err)
 					wb.ev[j] = Event[T]{}
 					continue
@@ -424,25 +358,41 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context) {
 			}
 			s.deadLetterEvent(dlCtx, &wb.ev[j], attempts, err)
 			s.mu.Lock()
+			s.stats.deadLettered++
 			s.finishLocked(i, err)
 			wb.ev[j] = Event[T]{}
 		}
+		if handled > 0 {
+			s.stats.handled += uint64(handled)
+			s.releaseNLocked(handled)
+		}
+		if wb.sampled {
+			wb.sampled = false
+			s.stats.latency.record(wb.sampleEnd, wb.sample)
+		}
 		s.running--
 	}
-	s.live--
-	if s.live == 0 {
+	if s.live.Add(-1) == 0 {
 		close(s.done)
 	}
 	s.mu.Unlock()
 }
 
-// workBatch is the events a worker holds between two takes.
+// workBatch is the events a worker holds between two takes. Their keys, if taken straight
+// from the intake, are in the worker's inflight set at the same positions.
 type workBatch[T any] struct {
 	slot    [maxBatch]int32 // slot indexes, or -1 for events taken straight from the intake
 	ev      [maxBatch]Event[T]
-	wait    [maxBatch]*waiter // of the events taken straight from the intake
-	attempt [maxBatch]int32   // the attempt about to run, from 1
+	attempt [maxBatch]int32 // the attempt about to run, from 1
 	err     [maxBatch]error
+	used    int // positions of ev that may hold an event since the worker last went idle
+
+	// One attempt in latencySampleEvery is timed (at most one per batch, as the batch is
+	// smaller); the sample is recorded with the batch's outcomes.
+	attempts  uint32 // handler attempts so far, for sampling
+	sampled   bool
+	sample    time.Duration
+	sampleEnd time.Time
 }
 
 // maxBatch is the most events a worker takes at once.
@@ -457,10 +407,11 @@ var (
 
 // takeLocked fills the worker's batch with events to run, as many as its share of the
 // backlog (one if there is none) and the circuit breaker admit, and returns how many. Ready
-// events go first; then the intake is drained in order: events without a key go straight
-// into the batch while it has room, sparing them the slots, and the others into the slots,
-// keyed ones behind their key.
-func (s *subscription[T]) takeLocked(wb *workBatch[T]) int {
+// events go first; then the intake is taken in order: an event whose key is free (or that
+// has none) goes straight into the batch while it has room, its key registered in f, and
+// one whose key is busy into the slots, behind its key.
+func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
+	s.takes.Add(1)
 	want := 1
 	if backlog := s.readyLen + int(s.tail.Load()-s.head); backlog > s.concurrency {
 		want = min(maxBatch, backlog/s.concurrency)
@@ -469,34 +420,33 @@ func (s *subscription[T]) takeLocked(wb *workBatch[T]) int {
 		want = s.admitLocked(want)
 	}
 	n := s.takeReadyLocked(wb, 0, want)
-drain:
-	for {
-		c := &s.intake[s.head&s.mask]
-		if c.seq.Load() != s.head+1 {
-			break
-		}
+	for c := s.nextIntakeLocked(); c != nil; c = s.nextIntakeLocked() {
+		r := &c.rec
 		switch {
-		case c.ev.Key == "" && n < want:
-			wb.slot[n], wb.ev[n], wb.wait[n], wb.attempt[n] = -1, c.ev, c.wait, 1
-			n++
-		case c.ev.Key == "" && n > 0 && s.tail.Load()-s.head <= uint64(len(s.intake)/2):
+		case n >= want && n > 0:
 			// The batch is full: leave this event and those after it where they are, for
-			// the next take, rather than copy them into slots, unless publishers are
-			// about to run out of intake. An idle worker may take them meanwhile. (A
-			// worker admitted no event, by the circuit breaker, drains the intake into
-			// the slots instead, so that it can sleep.)
-			if s.sleepers.Load() > 0 {
-				s.work.Signal()
-			}
-			break drain
+			// the next take, rather than copy them into slots. An idle worker may take them
+			// meanwhile, if the busy ones are slow. (A worker admitted no event, by the
+			// circuit breaker, moves the intake into the slots instead, so that it can
+			// sleep.)
+			s.nudgeWorkers()
+			return s.takenLocked(n)
+		case n < want && (r.key == "" || s.claimKeyLocked(r.key, f, n)):
+			wb.slot[n], wb.attempt[n] = -1, 1
+			r.event(&wb.ev[n], s.topic, s.source)
+			n++
 		default:
-			s.commitLocked(&c.ev, c.wait)
+			var ev Event[T]
+			r.event(&ev, s.topic, s.source)
+			s.commitLocked(&ev, nil)
 		}
-		c.wait = nil
-		c.seq.Store(s.head + uint64(len(s.intake)))
-		s.head++
+		s.releaseIntakeLocked(c)
 	}
-	n = s.takeReadyLocked(wb, n, want)
+	return s.takenLocked(s.takeReadyLocked(wb, n, want))
+}
+
+// takenLocked tells the circuit breaker, if any, that a worker took n events, and returns n.
+func (s *subscription[T]) takenLocked(n int) int {
 	if s.breaker != nil {
 		s.tookLocked(n)
 	}
@@ -518,29 +468,61 @@ func (s *subscription[T]) takeReadyLocked(wb *workBatch[T], n, want int) int {
 }
 
 // slotForLocked gives an event taken straight from the intake a slot, once it needs one to
-// be retried or dead-lettered.
-func (s *subscription[T]) slotForLocked(ev *Event[T], w *waiter) int32 {
+// be retried or dead-lettered; next is the first slot chained behind it, or -1. The slot
+// holds the event's key from now on.
+func (s *subscription[T]) slotForLocked(ev *Event[T], next int32) int32 {
 	i := s.allocLocked()
 	sl := &s.slots[i]
 	sl.ev = *ev
-	sl.wait = w
-	sl.nextKey = -1
+	sl.wait = nil
+	sl.nextKey = next
 	sl.state = slotRunning
+	if ev.Key != "" && next < 0 {
+		s.keys[ev.Key] = i // the last of its key's chain; else keys has the key already
+	}
 	return i
 }
 
-// invoke runs one attempt of the handler, through the handler timeout and middleware if
-// the subscription has them, turning a panic into a *PanicError.
-func (s *subscription[T]) invoke(ctx context.Context, ev *Event[T], attempt int, d *Delivery) (err error) {
+// runFrom runs the attempts of the batch's events from position j to n, recording each
+// one's error in wb.err, and returns n; or, if an attempt panics, records a *PanicError for
+// it and returns the position after it, for the caller to go on from there. Recovering
+// once per batch rather than once per attempt keeps a deferred call off the per-event path.
+func (s *subscription[T]) runFrom(ctx context.Context, wb *workBatch[T], j, n int, d *Delivery) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
+			wb.err[j] = &PanicError{Value: r, Stack: debug.Stack()}
+			next = j + 1
 		}
 	}()
-	if s.timeout > 0 {
-		return withTimeout(ctx, s.timeout, func(ctx context.Context) error { return s.call(ctx, ev, attempt, d) })
+	for ; j < n; j++ {
+		switch {
+		case s.state.Load() == stateAborting:
+			wb.err[j] = errNotRun
+		case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.nowNanos()):
+			wb.err[j] = errDuplicate
+		default:
+			if wb.attempts++; wb.attempts%latencySampleEvery == 0 {
+				start := time.Now()
+				wb.err[j] = s.attempt(ctx, wb, j, d)
+				wb.sampleEnd = time.Now()
+				wb.sample, wb.sampled = wb.sampleEnd.Sub(start), true
+				continue
+			}
+			wb.err[j] = s.attempt(ctx, wb, j, d)
+		}
 	}
-	return s.call(ctx, ev, attempt, d)
+	return n
+}
+
+// attempt runs one attempt of the batch's event at position j, through the handler timeout
+// if the subscription has one.
+func (s *subscription[T]) attempt(ctx context.Context, wb *workBatch[T], j int, d *Delivery) error {
+	if s.timeout > 0 {
+		return withTimeout(ctx, s.timeout, func(ctx context.Context) error {
+			return s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
+		})
+	}
+	return s.call(ctx, &wb.ev[j], int(wb.attempt[j]), d)
 }
 
 // call runs the handler, through the middleware if any.

@@ -1,9 +1,7 @@
 package eventbus
 
 import (
-	"encoding/binary"
 	"maps"
-	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,18 +36,4 @@ func (md Metadata) clone() Metadata {
 		return nil
 	}
 	return maps.Clone(md)
-}
-
-// newID returns a UUIDv7 for the instant now, per RFC 9562: 48 bits of Unix milliseconds,
-// then 12 bits of sub-millisecond fraction (the "increased clock precision" method, so IDs
-// made about 250 ns apart sort in time order), then 62 random bits from the runtime's
-// per-thread generator. It takes no lock and makes no system call.
-func newID(now time.Time) uuid.UUID {
-	ns := now.UnixNano()
-	ms := uint64(ns / 1e6)
-	frac := uint64(ns%1e6) * 4096 / 1e6 // 0..4095
-	var id uuid.UUID
-	binary.BigEndian.PutUint64(id[0:8], ms<<16|0x7000|frac)
-	binary.BigEndian.PutUint64(id[8:16], rand.Uint64()&(1<<62-1)|1<<63)
-	return id
 }

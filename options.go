@@ -203,6 +203,12 @@ type publishConfig struct {
 	wait   bool
 }
 
+// compact reports whether an intake record can carry the event: no supplied ID, time or
+// source, and no waiter.
+func (c *publishConfig) compact() bool {
+	return c.id == uuid.Nil && c.time.IsZero() && c.source == "" && !c.wait
+}
+
 func (c *publishConfig) apply(opts []PublishOption) {
 	for i := range opts {
 		o := &opts[i]

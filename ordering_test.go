@@ -113,6 +113,9 @@ func TestDifferentKeysRunInParallel(t *testing.T) {
 					}
 					mustPublish(t, b, keyedTopic, keyed{}, opts...)
 				}
+				// Idle workers join busy ones that have not come back for more events
+				// within a tick of the bus clock, one at a time.
+				time.Sleep(10 * tick)
 				synctest.Wait()
 				if got := inFlight.Load(); got != 3 {
 					t.Errorf("handlers in flight = %d; want the concurrency, 3", got)

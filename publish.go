@@ -51,31 +51,64 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	}
 	var pc publishConfig
 	pc.apply(opts)
-	var w *waiter
-	// The common case, one subscriber with room, builds the envelope in its intake.
-	if len(subs) > 1 || pc.wait || !subs[0].enqueueInPlace(b, t.name, payload, &pc) {
-		var ev Event[T]
-		fillEvent(b, &ev, t.name, payload, &pc)
-		if pc.wait {
-			w = newWaiter(len(subs))
+	// The common case, one subscriber with room, writes the event's record into its intake.
+	if len(subs) > 1 || !pc.compact() || !subs[0].enqueueInPlace(b, payload, &pc) {
+		var o outgoing[T]
+		o.rec.nanos, o.rec.rnd = b.stamp()
+		o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.md.clone(), payload
+		if !pc.compact() {
+			o.rec.event(&o.full, t.name, b.source)
+			supplied(&pc, &o.full)
+			o.whole = true
 		}
-		if err := deliver(ctx, subs, &ev, w); err != nil {
+		if pc.wait {
+			o.wait = newWaiter(len(subs))
+		}
+		if err := deliver(ctx, subs, &o); err != nil {
 			return err
 		}
+		if o.wait != nil {
+			noteAccepted(b, ts)
+			return o.wait.wait(ctx)
+		}
 	}
-	if b.closed.Load() {
-		b.closeGen.Add(1) // an event from a handler, accepted while Close drains
-	}
-	if w != nil {
-		return w.wait(ctx)
-	}
+	noteAccepted(b, ts)
 	return nil
 }
 
-// deliver hands ev to every subscription in subs, all or nothing; see Publish.
-func deliver[T any](ctx context.Context, subs []*subscription[T], ev *Event[T], w *waiter) error {
+// noteAccepted counts an event the subscribers of ts accepted, and one accepted from a
+// handler while Close drains (see shutdown).
+func noteAccepted[T any](b *Bus, ts *topicState[T]) {
+	ts.accepted.Add(1)
+	if b.closed.Load() {
+		b.closeGen.Add(1)
+	}
+}
+
+// outgoing is an event on its way to the subscribers: its record, or its whole envelope if
+// the record cannot carry it (a supplied ID, time or source, or a waiter), which sends it
+// through the subscriptions' locked path.
+type outgoing[T any] struct {
+	rec   record[T]
+	whole bool     // full holds the envelope; rec is not used
+	full  Event[T] // set if whole
+	wait  *waiter  // the waiting publisher, or nil; set only if whole
+}
+
+// envelope returns o's whole envelope as subscription s delivers it.
+func (o *outgoing[T]) envelope(s *subscription[T]) (ev Event[T]) {
+	if o.whole {
+		return o.full
+	}
+	o.rec.event(&ev, s.topic, s.source)
+	return ev
+}
+
+// deliver hands o to every subscription in subs, all or nothing; see Publish.
+func deliver[T any](ctx context.Context, subs []*subscription[T], o *outgoing[T]) error {
+	w := o.wait
 	if len(subs) == 1 {
-		err := subs[0].enqueue(ctx, ev, w)
+		err := subs[0].enqueue(ctx, o)
 		if errors.Is(err, errGone) {
 			if w != nil {
 				w.add(-1, nil)
@@ -118,7 +151,7 @@ func deliver[T any](ctx context.Context, subs []*subscription[T], ev *Event[T], 
 	}
 	for i, s := range subs {
 		if state[i] != reserveGone {
-			s.commit(ev, w, state[i] == reserveDirect)
+			s.commit(o, state[i] == reserveDirect)
 		}
 	}
 	return nil
@@ -133,25 +166,15 @@ const (
 	reserveGone                      // the subscription was removed: skip it
 )
 
-// fillEvent sets every field of *ev, which may hold an older event: the envelope of a
-// Publish to topic name with payload and the options in pc.
-func fillEvent[T any](b *Bus, ev *Event[T], name string, payload T, pc *publishConfig) {
-	ev.ID, ev.Time = pc.id, pc.time
-	if ev.Time.IsZero() || ev.ID == uuid.Nil {
-		now := b.clock.now()
-		if ev.Time.IsZero() {
-			ev.Time = now
-		}
-		if ev.ID == uuid.Nil {
-			ev.ID = newID(now)
-		}
+// supplied sets the envelope fields that the options in pc supply.
+func supplied[T any](pc *publishConfig, ev *Event[T]) {
+	if pc.id != uuid.Nil {
+		ev.ID = pc.id
 	}
-	ev.Type = name
-	ev.Source = b.source
+	if !pc.time.IsZero() {
+		ev.Time = pc.time
+	}
 	if pc.source != "" {
 		ev.Source = pc.source
 	}
-	ev.Key = pc.key
-	ev.Payload = payload
-	ev.Metadata = pc.md.clone()
 }

@@ -183,6 +183,7 @@ func TestStallSeenWhenAWorkerGoesIdle(t *testing.T) {
 		mustPublish(t, b, ta, "slow")
 		synctest.Wait()
 		mustPublish(t, b, ta, "publish", WithKey("k"))
+		time.Sleep(2 * tick) // an idle worker joins a busy one within a tick of the bus clock
 		synctest.Wait()
 		mustPublish(t, b, ta, "behind publish", WithKey("k")) // A is full: 3 held
 		mustPublish(t, b, tb, 1)

@@ -1,0 +1,155 @@
+// Command benchtable runs the benchmarks of github.com/ae30fb47/eventbus/benchmarks several
+// times and prints the README's comparison as markdown: per scenario and library, the
+// medians of ns/event, events/s and allocs/event (and of p50 and p99 for idle latency),
+// the ratio to the fastest peer, and a header with the Go version, CPU, GOMAXPROCS and
+// how far to trust the figures.
+//
+// Usage, from the benchmarks directory:
+//
+//	go run ./cmd/benchtable [-count 5] [-benchtime 1s] [-bench regexp] [-raw file]
+//	go run ./cmd/benchtable -in file
+//
+// It builds the test binary once and runs it -count times in full, one round after the
+// other, so that a slow spell of a shared machine spreads over every library instead of
+// falling on one; each round's output goes to stderr as it comes. -raw saves the output of
+// all rounds (benchstat reads it); -in prints the table of such a file, or of `go test
+// -bench` output, without running anything. It exits with status 1 if a benchmark failed,
+// which it does when a library lost, repeated or reordered an event.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+const pkg = "github.com/ae30fb47/eventbus/benchmarks"
+
+func main() {
+	count := flag.Int("count", 5, "rounds: every benchmark runs this many times; the table shows medians")
+	benchtime := flag.String("benchtime", "1s", "-benchtime of each benchmark run")
+	bench := flag.String("bench", ".", "-bench: which benchmarks to run")
+	raw := flag.String("raw", "", "also write the output of every round to this file")
+	in := flag.String("in", "", "print the table of this `go test -bench` output instead of running (- for stdin)")
+	flag.Parse()
+	if err := run(*count, *benchtime, *bench, *raw, *in, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benchtable:", err)
+		os.Exit(1)
+	}
+}
+
+func run(count int, benchtime, bench, raw, in string, out io.Writer) error {
+	var output []byte
+	var err, roundErr error
+	switch {
+	case in == "-":
+		output, err = io.ReadAll(os.Stdin)
+	case in != "":
+		output, err = os.ReadFile(in)
+	default:
+		if count < 1 {
+			return fmt.Errorf("-count must be at least 1, got %d", count)
+		}
+		output, roundErr, err = runRounds(count, benchtime, bench)
+		if err == nil && raw != "" {
+			err = os.WriteFile(raw, output, 0o644)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	res, err := parse(bytes.NewReader(output))
+	if err != nil {
+		return err
+	}
+	if len(res.failed) > 0 {
+		return fmt.Errorf("benchmarks failed:\n%s", strings.Join(res.failed, "\n"))
+	}
+	if roundErr != nil {
+		return roundErr
+	}
+	if len(res.order) == 0 {
+		return fmt.Errorf("no benchmark results in the output")
+	}
+	writeHeader(out, res)
+	writeTables(out, res.groups())
+	return nil
+}
+
+// runRounds builds the benchmarks' test binary and runs it count times, returning all
+// the output, headed by the Go version that built it. A round that fails ends the rounds
+// and is roundErr; its report is in the output.
+func runRounds(count int, benchtime, bench string) (output []byte, roundErr, err error) {
+	dir, err := os.MkdirTemp("", "benchtable")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "benchmarks.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, pkg)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, nil, fmt.Errorf("go test -c %s: %w", pkg, err)
+	}
+	version, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("go env GOVERSION: %w", err)
+	}
+	var all bytes.Buffer
+	fmt.Fprintf(&all, "go: %s\n", strings.TrimSpace(string(version)))
+	// The command, for the table's header (a config line of the benchmark format).
+	command := fmt.Sprintf("go run ./cmd/benchtable -count %d -benchtime %s", count, benchtime)
+	if bench != "." {
+		command += fmt.Sprintf(" -bench '%s'", bench)
+	}
+	fmt.Fprintf(&all, "benchtable: %s\n", command)
+	for i := range count {
+		fmt.Fprintf(os.Stderr, "benchtable: round %d of %d\n", i+1, count)
+		cmd := exec.Command(bin, "-test.run", "^$", "-test.bench", bench, "-test.benchtime", benchtime)
+		cmd.Dir = dir
+		cmd.Stdout = io.MultiWriter(&all, os.Stderr)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return all.Bytes(), fmt.Errorf("round %d of the benchmarks: %w", i+1, err), nil
+		}
+	}
+	return all.Bytes(), nil, nil
+}
+
+func writeHeader(w io.Writer, res *results) {
+	goVersion := res.config["go"]
+	if goVersion == "" {
+		goVersion = runtime.Version() + " (benchtable's; the output did not say)"
+	}
+	cpu := res.config["cpu"]
+	if cpu == "" {
+		cpu = "CPU not reported"
+	}
+	runs := 0
+	for _, name := range res.order {
+		runs = max(runs, len(res.samples[name]))
+	}
+	how := "from `go test -bench` output"
+	if cmd := res.config["benchtable"]; cmd != "" {
+		how = "generated by `" + cmd + "` in benchmarks/"
+	}
+	fmt.Fprintf(w, "Go %s, %s/%s, %s, GOMAXPROCS %d; medians of %d runs, %s.\n",
+		goVersion, res.config["goos"], res.config["goarch"], cpu, res.procs, runs, how)
+	fmt.Fprint(w, `
+Every figure is end to end: publish N events, wait until every subscriber has handled all
+of them, and check every delivery (a missing, duplicated or reordered event fails the run).
+ns/event is per published event; handlers do no work beyond the check. "spread" is the
+median absolute deviation of ns/event over the runs, relative to the median; "×" is the
+ratio to the fastest peer (below 1: faster than all of them).
+
+Take these with a grain of salt: they come from a shared machine with 2 cores, where the
+same binary varies by 10-30% from one run to the next, and more when other work runs.
+Compare figures from one table only, and treat differences under 1.5x as noise.
+`)
+}

@@ -1,0 +1,101 @@
+package eventbus
+
+import "hash/maphash"
+
+// Keys are how a subscription keeps its ordering promise: at most one event per key is
+// running, ready or waiting to retry at any time, and the others of that key wait behind it
+// in publish order.
+//
+// An event whose key is free runs straight from the intake, like an unkeyed one: the worker
+// that takes it registers its key in its inflight set, which costs a hash and a scan of a
+// few entries, and no map update. Only when a key is busy does the subscription use the
+// slots and the keys map: the later event gets a slot, chained behind the busy one (an
+// inflight entry or the last slot of the key's chain), and keys maps the key to its chain's
+// last slot. So the map holds just the keys that have a retry or a queue of their own.
+
+// inflight is the keyed events one worker took straight from the intake and has not
+// finished, by their position in its batch. It is guarded by the subscription's lock.
+type inflight struct {
+	n     int // positions 0..n-1 may be live
+	count int // live positions
+	live  [maxBatch]bool
+	hash  [maxBatch]uint64
+	key   [maxBatch]string
+	next  [maxBatch]int32 // the first slot chained behind the event, or -1
+}
+
+// keyHash hashes key for the inflight sets.
+func (s *subscription[T]) keyHash(key string) uint64 { return maphash.String(s.keySeed, key) }
+
+// findInflightLocked returns the inflight set and position of the running event with key
+// (whose hash is h), or nil.
+func (s *subscription[T]) findInflightLocked(key string, h uint64) (*inflight, int) {
+	for w := range s.flights {
+		f := &s.flights[w]
+		if f.count == 0 {
+			continue
+		}
+		for j := range f.n {
+			if f.live[j] && f.hash[j] == h && f.key[j] == key {
+				return f, j
+			}
+		}
+	}
+	return nil, -1
+}
+
+// claimKeyLocked registers key in f at batch position j, for an event about to run
+// straight from the intake, and reports true; or reports false, registering nothing, if
+// the key is busy: then the event must be chained with commitLocked.
+func (s *subscription[T]) claimKeyLocked(key string, f *inflight, j int) bool {
+	if len(s.keys) > 0 {
+		if _, busy := s.keys[key]; busy {
+			return false
+		}
+	}
+	h := s.keyHash(key)
+	if s.inflightKeys > 0 {
+		if g, _ := s.findInflightLocked(key, h); g != nil {
+			return false
+		}
+	}
+	f.live[j], f.hash[j], f.key[j], f.next[j] = true, h, key, -1
+	f.n = max(f.n, j+1)
+	f.count++
+	s.inflightKeys++
+	return true
+}
+
+// releaseKeyLocked ends the registration of f's event at position j and returns the first
+// slot chained behind it, or -1.
+func (s *subscription[T]) releaseKeyLocked(f *inflight, j int) int32 {
+	next := f.next[j]
+	f.live[j], f.key[j] = false, ""
+	f.count--
+	s.inflightKeys--
+	if f.count == 0 {
+		f.n = 0
+	}
+	return next
+}
+
+// chainLocked places slot i, holding an event with a non-empty key, behind the busy event
+// of that key and reports true, or reports false if the key is free. keys then maps the key
+// to i, the last of its chain, either way.
+func (s *subscription[T]) chainLocked(i int32, key string) bool {
+	if last, busy := s.keys[key]; busy {
+		s.slots[last].nextKey = i
+		s.keys[key] = i
+		return true
+	}
+	s.keys[key] = i
+	if s.inflightKeys > 0 {
+		if f, j := s.findInflightLocked(key, s.keyHash(key)); f != nil {
+			// The key is running straight from the intake with no chain yet (else keys
+			// would have had it).
+			f.next[j] = i
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,127 @@
+package eventbus
+
+import (
+	"math/bits"
+	"time"
+)
+
+// latencySampleEvery is how often a worker times a handler attempt: one in this many, so
+// that reading the clock twice costs each attempt a small fraction of a nanosecond.
+const latencySampleEvery = 64
+
+// latencyWindow is how long each of the two windows of handler latencies lasts: the figures
+// a snapshot reports cover the last one to two windows.
+const latencyWindow = time.Minute
+
+// Buckets of the latency histogram: durations below 2^minLatencyExp ns share bucket 0; above,
+// each power of two is split into latencySubBuckets buckets, so a bucket's width is at most
+// 1/latencySubBuckets of its lower bound (12.5%), up to 2^maxLatencyExp ns (about 4.9
+// hours), beyond which every duration falls in the last bucket.
+const (
+	latencySubBits    = 3
+	latencySubBuckets = 1 << latencySubBits
+	minLatencyExp     = 6 // 64ns
+	maxLatencyExp     = 44
+	latencyBuckets    = 1 + (maxLatencyExp-minLatencyExp)*latencySubBuckets
+)
+
+// histogram counts durations in log-linear buckets.
+type histogram struct {
+	counts [latencyBuckets]uint32
+	n      uint64
+}
+
+func latencyBucket(d time.Duration) int {
+	ns := uint64(max(d, 0))
+	if ns < 1<<minLatencyExp {
+		return 0
+	}
+	e := bits.Len64(ns) - 1 // 2^e <= ns < 2^(e+1)
+	if e >= maxLatencyExp {
+		return latencyBuckets - 1
+	}
+	sub := int(ns>>(e-latencySubBits)) & (latencySubBuckets - 1)
+	return 1 + (e-minLatencyExp)*latencySubBuckets + sub
+}
+
+// latencyUpperBound is the largest duration bucket i holds.
+func latencyUpperBound(i int) time.Duration {
+	if i == 0 {
+		return 1<<minLatencyExp - 1
+	}
+	e := minLatencyExp + (i-1)/latencySubBuckets
+	sub := uint64((i-1)%latencySubBuckets) + 1
+	return time.Duration(1<<e + sub<<(e-latencySubBits) - 1)
+}
+
+func (h *histogram) record(d time.Duration) {
+	h.counts[latencyBucket(d)]++
+	h.n++
+}
+
+// latencies is the histogram of a subscription's sampled handler attempts over two
+// windows: the current one and the one before it.
+type latencies struct {
+	cur, prev histogram
+	curStart  time.Time
+}
+
+// record adds a sampled attempt of duration d that ended at now.
+func (l *latencies) record(now time.Time, d time.Duration) {
+	if now.Sub(l.curStart) >= latencyWindow {
+		if now.Sub(l.curStart) >= 2*latencyWindow {
+			l.prev = histogram{}
+		} else {
+			l.prev = l.cur
+		}
+		l.cur = histogram{}
+		l.curStart = now
+	}
+	l.cur.record(d)
+}
+
+// Latency summarizes the durations of a subscription's handler attempts: a sample of one in
+// 64 attempts, over the last one to two minutes. Each quantile is the upper bound of the
+// histogram bucket it falls in: at most 12.5% above the true value, 63ns for anything
+// shorter, and about 4.9 hours for anything longer.
+type Latency struct {
+	Samples       uint64 // attempts the figures are drawn from
+	P50, P95, P99 time.Duration
+}
+
+// summary returns the quantiles of the two windows together, as of now: a window that ended
+// more than a window ago is left out.
+func (l *latencies) summary(now time.Time) Latency {
+	var merged histogram
+	age := now.Sub(l.curStart)
+	if age < 2*latencyWindow {
+		merged = l.cur
+		if age < latencyWindow {
+			for i, c := range l.prev.counts {
+				merged.counts[i] += c
+			}
+			merged.n += l.prev.n
+		}
+	}
+	return Latency{
+		Samples: merged.n,
+		P50:     merged.quantile(0.50),
+		P95:     merged.quantile(0.95),
+		P99:     merged.quantile(0.99),
+	}
+}
+
+// quantile returns the upper bound of the bucket holding the q-quantile, or 0 if h is empty.
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.n-1)) + 1 // 1-based rank of the quantile
+	var seen uint64
+	for i, c := range h.counts {
+		if seen += uint64(c); seen >= rank {
+			return latencyUpperBound(i)
+		}
+	}
+	return latencyUpperBound(latencyBuckets - 1)
+}
