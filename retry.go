@@ -139,6 +139,11 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
+// IsPermanent reports whether err, or any error it wraps (a [*DeliveryError] or the errors
+// joined by a [WithWait] publish included), was made by [Permanent]. Bridges use it to tell a
+// failure that a broker must not redeliver from one it should retry.
+func IsPermanent(err error) bool { return isPermanent(err) }
+
 // isPermanent reports whether err, or any error it wraps, was made by Permanent.
 func isPermanent(err error) bool {
 	var p *permanentError

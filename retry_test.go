@@ -86,6 +86,24 @@ func TestPermanentErrorEndsRetries(t *testing.T) {
 	})
 }
 
+func TestIsPermanentSeesThroughWaitErrors(t *testing.T) {
+	b := New(WithDeadLetter(DiscardDeadLetters))
+	defer closeBus(t, b)
+	mustSubscribe(t, b, orders, "permanent", func(context.Context, Event[order]) error {
+		return fmt.Errorf("bad order: %w", Permanent(errFlaky))
+	})
+	mustSubscribe(t, b, orders, "ok", func(context.Context, Event[order]) error { return nil })
+	err := Publish(t.Context(), b, orders, order{}, WithWait())
+	if !IsPermanent(err) || !errors.Is(err, errFlaky) {
+		t.Errorf("IsPermanent(%v) = false; want true for a joined DeliveryError of a Permanent error", err)
+	}
+	for _, err := range []error{nil, errFlaky, fmt.Errorf("wrapped: %w", errFlaky), errors.Join(errFlaky, ErrClosed)} {
+		if IsPermanent(err) {
+			t.Errorf("IsPermanent(%v) = true; want false", err)
+		}
+	}
+}
+
 func TestCloseDeadlineEndsRetryWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var dls recorder

@@ -1,0 +1,301 @@
+package natsbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ae30fb47/eventbus"
+	"github.com/ae30fb47/eventbus/cloudevents"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bridge connects a local bus to a NATS JetStream stream: it forwards the topics given with
+// [Forward] and feeds the bus the topics given with [Receive]. Make one with [Connect] and
+// stop it with [Bridge.Close]. Its methods are safe for concurrent use.
+type Bridge struct {
+	cfg      Config
+	bus      *eventbus.Bus
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	registry *cloudevents.Registry
+	decoder  cloudevents.Decoder
+	stats    counters
+
+	maxAttempts int // deliveries of a received event, from cfg.Retry
+
+	forwards []*eventbus.Subscription
+
+	stop      context.CancelFunc // ends the receiving loops' fetches
+	abort     context.CancelFunc // also ends the waits of in-flight deliveries
+	loops     sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{}
+}
+
+// Connect connects to NATS, makes sure the stream exists, creates or updates the durable
+// consumers of the received topics (one per partition), and starts forwarding and
+// receiving on bus b per routes. It returns an error, and leaves nothing running, for an
+// invalid Config or route, a topic both forwarded and received (a loop), or a server that
+// cannot be reached or refuses the stream or a consumer before ctx ends.
+//
+// The bridge does not own b: close the bridge first (which finishes forwarding what b
+// accepted), then b.
+func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) (*Bridge, error) {
+	if b == nil {
+		return nil, errors.New("natsbridge: Connect: nil bus")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	br := &Bridge{
+		cfg:      cfg,
+		bus:      b,
+		registry: cloudevents.NewRegistry(),
+		decoder:  cloudevents.Decoder{MaxSize: cfg.MaxEventBytes},
+		closed:   make(chan struct{}),
+	}
+	br.maxAttempts = cfg.Retry.MaxAttempts
+	if br.maxAttempts == 0 {
+		br.maxAttempts = 3 // the default of eventbus.RetryPolicy
+	}
+	forwarded := map[string]bool{}
+	var received []string
+	for _, r := range routes {
+		if r.topic == "" {
+			return nil, errors.New("natsbridge: Connect: zero Route: make routes with Forward and Receive")
+		}
+		if err := checkSubject(r.topic); err != nil {
+			return nil, fmt.Errorf("natsbridge: topic %q cannot be a subject: %w", r.topic, err)
+		}
+		if r.receive != nil {
+			if err := r.receive(br.registry); err != nil {
+				return nil, fmt.Errorf("natsbridge: Receive: %w", err)
+			}
+			received = append(received, r.topic)
+		} else {
+			if forwarded[r.topic] {
+				return nil, fmt.Errorf("natsbridge: Forward: topic %q given twice", r.topic)
+			}
+			forwarded[r.topic] = true
+		}
+	}
+	for _, t := range received {
+		if forwarded[t] {
+			return nil, fmt.Errorf("natsbridge: topic %q is both forwarded and received: its events would loop", t)
+		}
+	}
+
+	opts := append([]nats.Option{nats.MaxReconnects(-1)}, cfg.Options...)
+	if br.nc, err = nats.Connect(cfg.URL, opts...); err != nil {
+		return nil, fmt.Errorf("natsbridge: connect to %s: %w", cfg.URL, err)
+	}
+	if br.js, err = jetstream.New(br.nc); err == nil {
+		err = br.ensureStream(ctx)
+	}
+	var consumers []jetstream.Consumer
+	if err == nil && len(received) > 0 {
+		consumers, err = br.ensureConsumers(ctx, received)
+	}
+	if err != nil {
+		br.nc.Close()
+		return nil, err
+	}
+
+	for _, r := range routes {
+		if r.forward == nil {
+			continue
+		}
+		sub, err := r.forward(br)
+		if err != nil {
+			for _, s := range br.forwards {
+				s.Close(ctx) // forwards what was published meanwhile, until ctx ends
+			}
+			br.nc.Close()
+			return nil, fmt.Errorf("natsbridge: Forward: %w", err)
+		}
+		br.forwards = append(br.forwards, sub)
+	}
+
+	fetchCtx, stop := context.WithCancel(context.Background())
+	deliverCtx, abort := context.WithCancel(context.Background())
+	br.stop, br.abort = stop, abort
+	for p, c := range consumers {
+		br.loops.Go(func() { br.receive(fetchCtx, deliverCtx, p, c) })
+	}
+	return br, nil
+}
+
+// ensureStream makes sure the stream exists and captures the bridge's subjects.
+func (br *Bridge) ensureStream(ctx context.Context) error {
+	all := br.cfg.SubjectPrefix + ".>"
+	s, err := br.js.Stream(ctx, br.cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = br.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:       br.cfg.Stream,
+			Subjects:   []string{all},
+			Storage:    br.cfg.Storage,
+			Replicas:   br.cfg.Replicas,
+			MaxAge:     br.cfg.MaxAge,
+			Duplicates: br.cfg.Duplicates,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = nil // another bridge created it meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("natsbridge: create stream %s: %w", br.cfg.Stream, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("natsbridge: stream %s: %w", br.cfg.Stream, err)
+	}
+	for _, subj := range s.CachedInfo().Config.Subjects {
+		if subj == all || subj == ">" {
+			return nil
+		}
+	}
+	return fmt.Errorf("natsbridge: stream %s exists but does not capture %s (its subjects: %v)",
+		br.cfg.Stream, all, s.CachedInfo().Config.Subjects)
+}
+
+// ensureConsumers creates or updates the durable consumer of each partition: explicit
+// acks, one message pending at a time, no delivery limit (the bridge dead-letters by its
+// retry policy), filtered on the received topics.
+func (br *Bridge) ensureConsumers(ctx context.Context, topics []string) ([]jetstream.Consumer, error) {
+	consumers := make([]jetstream.Consumer, br.cfg.Partitions)
+	for p := range consumers {
+		cc := jetstream.ConsumerConfig{
+			Durable:       br.cfg.Group + "-" + strconv.Itoa(p),
+			Description:   "eventbus natsbridge, partition " + strconv.Itoa(p),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       br.cfg.AckWait,
+			MaxAckPending: 1,
+			MaxDeliver:    -1,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		}
+		if len(topics) == 1 {
+			cc.FilterSubject = br.subject(p, topics[0])
+		} else {
+			for _, t := range topics {
+				cc.FilterSubjects = append(cc.FilterSubjects, br.subject(p, t))
+			}
+		}
+		c, err := br.js.CreateOrUpdateConsumer(ctx, br.cfg.Stream, cc)
+		if err != nil {
+			return nil, fmt.Errorf("natsbridge: consumer %s: %w", cc.Durable, err)
+		}
+		consumers[p] = c
+	}
+	return consumers, nil
+}
+
+// subject returns the subject of topic's events in partition p.
+func (br *Bridge) subject(p int, topic string) string {
+	return br.cfg.SubjectPrefix + "." + strconv.Itoa(p) + "." + topic
+}
+
+// Partition returns the partition of key among n: FNV-1a (32 bits) of the key, modulo n.
+// Every bridge computes it the same way, so a key's events share one partition's
+// subjects and consumer. It panics if n < 1.
+func Partition(key string, n int) int {
+	if n < 1 {
+		panic("natsbridge: Partition: n must be > 0")
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// Close stops the bridge, in the manner of http.Server.Shutdown:
+//
+//  1. It stops fetching: no new event is received.
+//  2. It waits for the events being delivered to local subscribers and settles each with
+//     the server (ack, redelivery or dead letter); if ctx ends first, it stops waiting and
+//     has the server redeliver them at once (they may then be handled twice: once here,
+//     once by whoever receives them next).
+//  3. It closes the forwarding subscriptions, which forward what the bus accepted, with
+//     their retries, until ctx ends; what is left is dead-lettered by the bus (see
+//     eventbus.Subscription.Close), never dropped silently.
+//  4. It drains and closes the NATS connection.
+//
+// Close returns ctx.Err() if ctx ended first, and nil otherwise. No goroutine of the
+// bridge (nor of its NATS connection) is left when it returns. Later calls return the
+// first call's result.
+func (br *Bridge) Close(ctx context.Context) error {
+	br.closeOnce.Do(func() {
+		defer close(br.closed)
+		br.stop()
+		done := make(chan struct{})
+		go func() { br.loops.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			br.abort()
+			<-done
+		}
+		br.abort()
+		var errs []error
+		for _, s := range br.forwards {
+			errs = append(errs, s.Close(ctx))
+		}
+		br.closeConn()
+		br.closeErr = errors.Join(errs...)
+		if ctx.Err() != nil {
+			br.closeErr = ctx.Err()
+		}
+	})
+	<-br.closed
+	return br.closeErr
+}
+
+// closeConn drains the connection (flushing acks) and waits until it is closed.
+func (br *Bridge) closeConn() {
+	closed := make(chan struct{})
+	br.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := br.nc.Drain(); err != nil {
+		br.nc.Close()
+	}
+	if !br.nc.IsClosed() {
+		<-closed
+	}
+}
+
+// Stats are the bridge's counters since Connect.
+type Stats struct {
+	Forwarded          uint64 // events JetStream acknowledged
+	ForwardDuplicates  uint64 // of those, acknowledged as duplicates of one already stored (a retried publish)
+	ForwardFailures    uint64 // publishes that failed (each retried or dead-lettered by PublishRetry)
+	Received           uint64 // deliveries received, redeliveries included
+	Redelivered        uint64 // of those, deliveries after the first of their event
+	Handled            uint64 // events every local subscriber handled, then acked
+	Retried            uint64 // deliveries that failed and were sent back to be redelivered later
+	DeadLettered       uint64 // events published to the dead-letter subject, then terminated
+	Invalid            uint64 // of those, events that could not be decoded (never given to a handler)
+	DeadLetterFailures uint64 // dead-letter publishes that failed (the event is redelivered instead)
+}
+
+// counters holds Stats atomically.
+type counters struct {
+	forwarded, forwardDuplicates, forwardFailures, received, redelivered,
+	handled, retried, deadLettered, invalid, deadLetterFailures atomic.Uint64
+}
+
+// Stats returns the bridge's counters.
+func (br *Bridge) Stats() Stats {
+	c := &br.stats
+	return Stats{
+		Forwarded: c.forwarded.Load(), ForwardDuplicates: c.forwardDuplicates.Load(),
+		ForwardFailures: c.forwardFailures.Load(), Received: c.received.Load(),
+		Redelivered: c.redelivered.Load(), Handled: c.handled.Load(), Retried: c.retried.Load(),
+		DeadLettered: c.deadLettered.Load(), Invalid: c.invalid.Load(),
+		DeadLetterFailures: c.deadLetterFailures.Load(),
+	}
+}

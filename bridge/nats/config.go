@@ -1,0 +1,190 @@
+package natsbridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ae30fb47/eventbus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures a [Bridge]. Its zero value connects to nats.DefaultURL with the
+// defaults below; every zero field takes its documented default.
+//
+// Every bridge that shares a stream must agree on SubjectPrefix and Partitions, and every
+// bridge of one Group on the topics it receives and on AckWait: they share the durable
+// consumers, whose configuration the last one to connect writes.
+type Config struct {
+	// URL of the NATS server(s), comma-separated; default nats.DefaultURL
+	// (nats://127.0.0.1:4222).
+	URL string
+	// Options are passed to nats.Connect as they are: credentials (nats.UserCredentials,
+	// nats.UserInfo, nats.Token, nats.Nkey), TLS (nats.Secure, nats.RootCAs,
+	// nats.ClientCert), reconnection (nats.MaxReconnects, nats.ReconnectWait), a name.
+	// The bridge adds nats.MaxReconnects(-1) first, so that it reconnects forever unless
+	// an option says otherwise.
+	Options []nats.Option
+
+	// Stream is the JetStream stream's name; default "EVENTBUS". If it does not exist,
+	// Connect creates it with the settings below; if it exists, it is used as it is and
+	// must capture SubjectPrefix+".>".
+	Stream string
+	// SubjectPrefix starts every subject of the bridge; default "eventbus". Events of
+	// topic T with partition p go to "<prefix>.<p>.<T>", dead letters to
+	// "<prefix>.deadletter.<p>.<T>".
+	SubjectPrefix string
+	// Partitions is the number of partitions, N: an event with key k goes to partition
+	// Partition(k, N), one without a key to a partition picked by its ID. Default 8.
+	// Changing it while events are in flight breaks the order of their keys.
+	Partitions int
+	// Storage of a stream Connect creates: jetstream.FileStorage (the default) or
+	// jetstream.MemoryStorage.
+	Storage jetstream.StorageType
+	// Replicas of a stream Connect creates; default 1 (a cluster may use 3).
+	Replicas int
+	// MaxAge of a stream Connect creates: how long events are kept; default 0, which
+	// keeps them until the stream's limits remove them (it has none by default, so set
+	// one in production).
+	MaxAge time.Duration
+	// Duplicates is the stream's de-duplication window for Nats-Msg-Id, for a stream
+	// Connect creates; default 2 minutes, the server's. A forwarded event retried after a
+	// broker outage is stored once if its retries end within it.
+	Duplicates time.Duration
+
+	// Group names the durable consumers, "<Group>-<p>" for partition p; default
+	// "eventbus". Bridges of one Group split the events among them; each Group receives
+	// every event.
+	Group string
+	// AckWait is how long the server waits for the outcome of a delivery before it
+	// redelivers; default 30s. The bridge reports progress every AckWait/3 while local
+	// subscribers work, so it bounds only a bridge that stopped answering.
+	AckWait time.Duration
+	// Retry is the broker-level retry policy of received events: its MaxAttempts counts
+	// deliveries by the server, and a failed delivery is redelivered after Backoff of its
+	// delivery count (NakWithDelay). Default: 5 attempts, 1s, doubling, capped at 1 min.
+	Retry eventbus.RetryPolicy
+
+	// PublishRetry is the retry policy of the local subscription that forwards events:
+	// a publish that JetStream did not acknowledge (broker down, timeout) is retried by
+	// it, then dead-lettered. Default: 20 attempts, 100ms, doubling, capped at 5s, which
+	// rides out about a minute and a half of outage.
+	PublishRetry eventbus.RetryPolicy
+	// PublishTimeout bounds one publish, from sending to JetStream's ack; default 5s.
+	PublishTimeout time.Duration
+	// PublishConcurrency is the forwarding subscription's concurrency (see
+	// eventbus.WithConcurrency): events of different keys forwarded at once; default 64.
+	PublishConcurrency int
+	// DeadLetter receives the events that could not be forwarded; default the bus's
+	// dead-letter hook (see eventbus.WithDeadLetter).
+	DeadLetter eventbus.DeadLetterHandler
+
+	// MaxEventBytes bounds a received event: its body plus its CloudEvents headers.
+	// A larger one is dead-lettered as invalid. Default cloudevents.DefaultMaxSize (1 MiB).
+	MaxEventBytes int
+	// Logger receives the bridge's reports: dead letters at Warn, connection trouble at
+	// Warn, and failures to ack at Error. Default slog.Default().
+	Logger *slog.Logger
+	// Subscriber is the name of the local subscriptions that forward events; default
+	// "nats-bridge".
+	Subscriber string
+}
+
+// withDefaults returns c with its zero fields set, or an error for an invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.URL == "" {
+		c.URL = nats.DefaultURL
+	}
+	if c.Stream == "" {
+		c.Stream = "EVENTBUS"
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = "eventbus"
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 8
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.Group == "" {
+		c.Group = "eventbus"
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Retry == (eventbus.RetryPolicy{}) {
+		c.Retry = eventbus.RetryPolicy{MaxAttempts: 5, InitialBackoff: time.Second, MaxBackoff: time.Minute}
+	}
+	if c.PublishRetry == (eventbus.RetryPolicy{}) {
+		c.PublishRetry = eventbus.RetryPolicy{MaxAttempts: 20, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	if c.PublishConcurrency == 0 {
+		c.PublishConcurrency = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Subscriber == "" {
+		c.Subscriber = "nats-bridge"
+	}
+	switch {
+	case c.Partitions < 1:
+		return c, fmt.Errorf("natsbridge: Partitions must be > 0, got %d", c.Partitions)
+	case c.Replicas < 1:
+		return c, fmt.Errorf("natsbridge: Replicas must be > 0, got %d", c.Replicas)
+	case c.MaxAge < 0 || c.Duplicates < 0 || c.AckWait < 0 || c.PublishTimeout < 0:
+		return c, errors.New("natsbridge: MaxAge, Duplicates, AckWait and PublishTimeout must not be negative")
+	case c.PublishConcurrency < 1:
+		return c, fmt.Errorf("natsbridge: PublishConcurrency must be > 0, got %d", c.PublishConcurrency)
+	case c.MaxEventBytes < 0:
+		return c, fmt.Errorf("natsbridge: MaxEventBytes must not be negative, got %d", c.MaxEventBytes)
+	}
+	if err := c.Retry.Validate(); err != nil {
+		return c, fmt.Errorf("natsbridge: Retry: %w", err)
+	}
+	if err := c.PublishRetry.Validate(); err != nil {
+		return c, fmt.Errorf("natsbridge: PublishRetry: %w", err)
+	}
+	if err := checkSubject(c.SubjectPrefix); err != nil {
+		return c, fmt.Errorf("natsbridge: SubjectPrefix: %w", err)
+	}
+	if err := checkToken(c.Stream); err != nil || strings.ContainsAny(c.Stream, "./\\") {
+		return c, fmt.Errorf("natsbridge: Stream %q is not a valid stream name", c.Stream)
+	}
+	if err := checkToken(c.Group); err != nil || strings.ContainsAny(c.Group, "./\\") {
+		return c, fmt.Errorf("natsbridge: Group %q is not a valid consumer name", c.Group)
+	}
+	return c, nil
+}
+
+// checkSubject returns nil if s is a literal NATS subject: dot-separated tokens, none
+// empty, without white space or wildcards.
+func checkSubject(s string) error {
+	for tok := range strings.SplitSeq(s, ".") {
+		if err := checkToken(tok); err != nil {
+			return fmt.Errorf("%q is not a literal NATS subject: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// checkToken returns nil if tok may be one token of a literal subject.
+func checkToken(tok string) error {
+	if tok == "" {
+		return errors.New("empty token")
+	}
+	if tok == "*" || tok == ">" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("token %q has a wildcard, white space or a control character", tok)
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+// Package cloudevents encodes and decodes bus events as CloudEvents 1.0, so that they can
+// cross a broker and land, typed, on another process's bus.
+//
+// # Model
+//
+// [Event] is one CloudEvent as it travels: its context attributes as strings and its data
+// as bytes. [FromEvent] makes one from an [eventbus.Event], and [ToEvent] turns one back,
+// with this mapping:
+//
+//	eventbus.Event   CloudEvent
+//	ID               id (the UUID's canonical string)
+//	Type             type (the topic name)
+//	Source           source
+//	Time             time (RFC 3339, UTC, nanoseconds)
+//	Key              the partitionkey extension (CloudEvents' Partitioning extension)
+//	Metadata         extensions, one per entry; "subject" and "dataschema" become those
+//	                 optional attributes
+//	Payload          data: JSON (datacontenttype application/json), or, for a []byte
+//	                 payload, the bytes as they are (application/octet-stream)
+//	                 specversion is always 1.0
+//
+// Extension names must be 1 to 20 characters of a-z and 0-9, as the specification
+// recommends; a Metadata key that is not, or that names a context attribute (id, source,
+// type, time, ...) or partitionkey, is rejected with [ErrInvalid], never rewritten.
+// Extension values are strings; a JSON number or boolean received from another producer
+// is kept as its text ("42", "true").
+//
+// # Modes
+//
+// Structured mode puts the whole event in one JSON document (media type
+// application/cloudevents+json): [Event.MarshalJSON] writes it, [Decoder.Structured]
+// reads it. Data of a JSON media type is embedded as JSON ("data"); other data, a []byte
+// payload included, is base64 ("data_base64").
+//
+// Binary mode puts the attributes in the broker's message headers and the data, as is,
+// in its body: [Event.WriteBinary] and [Decoder.Message]. A [Binding] names the header
+// prefix of the broker: "ce-" for NATS ([NATS]), "ce_" for Kafka ([Kafka]),
+// "cloudEvents:" for AMQP ([AMQP]). Header values are percent-encoded as the HTTP binding
+// requires. Decoder.Message also accepts a structured message, told apart by its
+// content type.
+//
+// # Decoding untrusted input
+//
+// Decoding never panics: every fault is an [*Error] whose Kind is [ErrMalformed],
+// [ErrInvalid], [ErrTooLarge], [ErrUnknownType] or [ErrData], with the attribute at fault
+// and a reason. A [Decoder] bounds the size of an event and its number of extensions.
+//
+// # Typed topics
+//
+// A [Registry] maps the CloudEvents type (the topic name) to a typed topic, registered
+// with [Register], so that an incoming event is decoded into the right payload type and
+// re-published on a local bus with its ID, time, key, metadata and source intact:
+//
+//	reg := cloudevents.NewRegistry()
+//	cloudevents.Register(reg, orderCreated)
+//	ev, err := cloudevents.Decoder{}.Message(cloudevents.NATS, maps.All(msg.Header), msg.Data)
+//	in, err := reg.Decode(ev)
+//	err = in.Publish(ctx, bus, eventbus.WithWait())
+package cloudevents

@@ -1,0 +1,378 @@
+package cloudevents
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// ContentTypeStructured is the media type of a structured CloudEvent in JSON.
+const ContentTypeStructured = "application/cloudevents+json"
+
+// MarshalJSON writes e in the JSON event format (structured mode): the context
+// attributes, then the extensions sorted by name, then the data, embedded as JSON
+// ("data") when DataContentType is a JSON media type (or absent) and Data is valid JSON
+// with no white space around it (and not null), and as base64 ("data_base64") otherwise. It returns an [*Error] if e is not valid (see
+// [Event.Validate]).
+func (e *Event) MarshalJSON() ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 256+len(e.Data)+len(e.Data)/3)
+	b = append(b, `{"specversion":"1.0"`...)
+	b = appendMember(b, attrID, e.ID)
+	b = appendMember(b, attrSource, e.Source)
+	b = appendMember(b, attrType, e.Type)
+	if e.Subject != "" {
+		b = appendMember(b, attrSubject, e.Subject)
+	}
+	if !e.Time.IsZero() {
+		b = appendMember(b, attrTime, formatTime(e.Time))
+	}
+	if e.DataContentType != "" {
+		b = appendMember(b, attrDataContentType, e.DataContentType)
+	}
+	if e.DataSchema != "" {
+		b = appendMember(b, attrDataSchema, e.DataSchema)
+	}
+	for _, name := range slices.Sorted(maps.Keys(e.Extensions)) {
+		b = appendMember(b, name, e.Extensions[name])
+	}
+	if e.Data != nil {
+		if embedsJSON(e.DataContentType, e.Data) {
+			b = append(b, `,"data":`...)
+			b = append(b, e.Data...)
+		} else {
+			b = append(b, `,"data_base64":"`...)
+			b = base64.StdEncoding.AppendEncode(b, e.Data)
+			b = append(b, '"')
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// embedsJSON reports whether data goes into structured mode as JSON ("data") rather than
+// base64: if its media type is JSON (or absent) and it is valid JSON without white space
+// around it, which a decoder would not keep, and not null, which a decoder reads as no
+// data.
+func embedsJSON(ct string, data []byte) bool {
+	return isJSON(ct) && len(data) > 0 && len(bytes.TrimSpace(data)) == len(data) &&
+		string(data) != "null" && json.Valid(data)
+}
+
+// UnmarshalJSON reads e from the JSON event format with the limits of the zero [Decoder];
+// see [Decoder.Structured].
+func (e *Event) UnmarshalJSON(b []byte) error {
+	ev, err := Decoder{}.Structured(b)
+	if err != nil {
+		return err
+	}
+	*e = ev
+	return nil
+}
+
+// formatTime formats t as the CloudEvents time attribute: RFC 3339 in UTC, nanoseconds
+// without trailing zeros.
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// parseTime parses the time attribute.
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalid(attrTime, "not an RFC 3339 timestamp")
+	}
+	return t, nil
+}
+
+// appendMember appends `,"name":"value"` to b.
+func appendMember(b []byte, name, value string) []byte {
+	b = append(b, ',')
+	b = appendString(b, name)
+	b = append(b, ':')
+	return appendString(b, value)
+}
+
+// appendString appends s, valid UTF-8, as a JSON string.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// Decoder decodes CloudEvents from untrusted bytes within limits. Its zero value uses the
+// default limits. A Decoder is a small value: copy it freely.
+type Decoder struct {
+	// MaxSize bounds the bytes of one event: the JSON document in structured mode, the body
+	// plus the header names and values in binary mode. 0 means DefaultMaxSize.
+	MaxSize int
+	// MaxExtensions bounds the number of extension attributes. 0 means
+	// DefaultMaxExtensions.
+	MaxExtensions int
+}
+
+// Default limits of a [Decoder].
+const (
+	DefaultMaxSize       = 1 << 20 // 1 MiB, the default max_payload of a NATS server
+	DefaultMaxExtensions = 64
+)
+
+func (d Decoder) maxSize() int {
+	if d.MaxSize <= 0 {
+		return DefaultMaxSize
+	}
+	return d.MaxSize
+}
+
+func (d Decoder) maxExtensions() int {
+	if d.MaxExtensions <= 0 {
+		return DefaultMaxExtensions
+	}
+	return d.MaxExtensions
+}
+
+// Structured decodes one event in the JSON event format. It returns an [*Error] for input
+// that is not one: of kind [ErrTooLarge] over the limits, [ErrMalformed] for bytes that are
+// not a JSON object of unique members, or data that does not match its type, and
+// [ErrInvalid] for attributes that are missing or wrong (specversion other than 1.0
+// included). A member whose value is null counts as absent. It never panics.
+func (d Decoder) Structured(data []byte) (Event, error) {
+	if len(data) > d.maxSize() {
+		return Event{}, &Error{ErrTooLarge, "", fmt.Sprintf("%d bytes, over the limit of %d", len(data), d.maxSize())}
+	}
+	if !utf8.Valid(data) {
+		return Event{}, malformed("", "not valid UTF-8")
+	}
+	members, err := objectMembers(data)
+	if err != nil {
+		return Event{}, err
+	}
+	var ev Event
+	var specVersion string
+	var dataMember, dataBase64 json.RawMessage
+	for _, m := range members {
+		switch {
+		case m.name == memberData:
+			if !isNull(m.value) {
+				dataMember = m.value
+			}
+		case m.name == memberDataBase64:
+			if !isNull(m.value) {
+				dataBase64 = m.value
+			}
+		case reserved(m.name):
+			s, present, err := stringMember(m)
+			if err == nil && present {
+				_, err = ev.setAttribute(m.name, s, &specVersion)
+			}
+			if err != nil {
+				return Event{}, err
+			}
+		default:
+			if err := checkExtensionName(m.name); err != nil {
+				return Event{}, err
+			}
+			v, present, err := extensionValue(m)
+			if err == nil && present {
+				err = ev.addExtension(m.name, v, d.maxExtensions())
+			}
+			if err != nil {
+				return Event{}, err
+			}
+		}
+	}
+	if err := checkSpecVersion(specVersion); err != nil {
+		return Event{}, err
+	}
+	if ev.Data, err = structuredData(ev.DataContentType, dataMember, dataBase64); err != nil {
+		return Event{}, err
+	}
+	if err := ev.Validate(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// setAttribute sets the context attribute name (or, for specversion, *specVersion) to
+// value; it reports false, and sets nothing, if name is not a context attribute.
+func (e *Event) setAttribute(name, value string, specVersion *string) (bool, error) {
+	switch name {
+	case attrSpecVersion:
+		*specVersion = value
+	case attrID:
+		e.ID = value
+	case attrSource:
+		e.Source = value
+	case attrType:
+		e.Type = value
+	case attrSubject:
+		e.Subject = value
+	case attrTime:
+		var err error
+		if e.Time, err = parseTime(value); err != nil {
+			return true, err
+		}
+	case attrDataContentType:
+		e.DataContentType = value
+	case attrDataSchema:
+		e.DataSchema = value
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// addExtension adds the extension name, whose name was checked, unless e already has
+// limit extensions.
+func (e *Event) addExtension(name, value string, limit int) error {
+	if e.Extensions == nil {
+		e.Extensions = make(map[string]string)
+	}
+	if len(e.Extensions) == limit {
+		return &Error{ErrTooLarge, name, fmt.Sprintf("over the limit of %d extensions", limit)}
+	}
+	e.Extensions[name] = value
+	return nil
+}
+
+// checkSpecVersion returns nil for "1.0".
+func checkSpecVersion(v string) error {
+	switch v {
+	case SpecVersion:
+		return nil
+	case "":
+		return invalid(attrSpecVersion, "missing")
+	}
+	return invalid(attrSpecVersion, "must be "+SpecVersion+", got "+strconv.Quote(v))
+}
+
+// structuredData returns the data of a structured event from its data or data_base64
+// member (at most one of which is non-nil).
+func structuredData(ct string, data, data64 json.RawMessage) ([]byte, error) {
+	switch {
+	case data != nil && data64 != nil:
+		return nil, malformed(memberData, "both data and data_base64 are present")
+	case data64 != nil:
+		var s string
+		if err := json.Unmarshal(data64, &s); err != nil {
+			return nil, malformed(memberDataBase64, "not a JSON string")
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, malformed(memberDataBase64, "not base64")
+		}
+		return b, nil
+	case data == nil:
+		return nil, nil
+	case !isJSON(ct) && data[0] == '"':
+		// Data of a non-JSON type given as a JSON string: the string is the data.
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, malformed(memberData, err.Error())
+		}
+		return []byte(s), nil
+	}
+	return slices.Clone(data), nil
+}
+
+// member is one member of a JSON object, its value as raw JSON.
+type member struct {
+	name  string
+	value json.RawMessage
+}
+
+// objectMembers splits data, which must be one JSON object with unique member names and
+// nothing after it, into its members.
+func objectMembers(data []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, malformed("", "not a JSON object")
+	}
+	var members []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed("", syntaxReason(err))
+		}
+		name, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, malformed(name, syntaxReason(err))
+		}
+		for _, m := range members {
+			if m.name == name {
+				return nil, malformed(name, "member given twice")
+			}
+		}
+		members = append(members, member{name, value})
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, malformed("", syntaxReason(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, malformed("", "data after the JSON object")
+	}
+	return members, nil
+}
+
+// syntaxReason describes a JSON decoding error.
+func syntaxReason(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of JSON"
+	}
+	return err.Error()
+}
+
+func isNull(v json.RawMessage) bool { return string(v) == "null" }
+
+// stringMember returns the value of a context attribute, which must be a JSON string or
+// null (absent).
+func stringMember(m member) (s string, present bool, err error) {
+	if isNull(m.value) {
+		return "", false, nil
+	}
+	if m.value[0] != '"' {
+		return "", false, invalid(m.name, "must be a JSON string")
+	}
+	if err := json.Unmarshal(m.value, &s); err != nil {
+		return "", false, malformed(m.name, err.Error())
+	}
+	return s, true, nil
+}
+
+// extensionValue returns the value of an extension as a string: a JSON string as is, an
+// integer or a boolean as its text; null means absent. Other JSON values are invalid.
+func extensionValue(m member) (v string, present bool, err error) {
+	switch c := m.value[0]; {
+	case c == 'n':
+		return "", false, nil
+	case c == '"':
+		return stringMember(m)
+	case c == 't' || c == 'f':
+		return string(m.value), true, nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		n, err := strconv.ParseInt(string(m.value), 10, 32)
+		if err != nil {
+			return "", false, invalid(m.name, "a number must be a 32-bit integer, got "+string(m.value))
+		}
+		return strconv.FormatInt(n, 10), true, nil
+	}
+	return "", false, invalid(m.name, "an extension must be a string, an integer or a boolean")
+}
