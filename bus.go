@@ -13,10 +13,12 @@ import (
 // in order per key, with retries and a dead-letter hook. Make one with [New] and stop it
 // with [Bus.Close]. A Bus is safe for concurrent use.
 type Bus struct {
-	source     string
-	logger     *slog.Logger
-	deadLetter DeadLetterHandler
-	clock      clock
+	source       string
+	logger       *slog.Logger
+	deadLetter   DeadLetterHandler
+	middleware   []Middleware // around every subscription's handler
+	publishChain PublishFunc  // the publish middleware around sendPublication, or nil
+	clock        clock
 
 	// topics maps a topic name to its *topicState[T]. Publish reads it without a lock;
 	// Subscribe and Subscription.Close replace it, copy-on-write, under mu.
@@ -73,6 +75,13 @@ func New(opts ...Option) *Bus {
 		subs:       make(map[*Subscription]struct{}),
 		closeDone:  make(chan struct{}),
 		abortCh:    make(chan struct{}),
+	}
+	b.middleware = cfg.middleware
+	if len(cfg.publishMW) > 0 {
+		b.publishChain = sendPublication
+		for i := len(cfg.publishMW) - 1; i >= 0; i-- {
+			b.publishChain = cfg.publishMW[i](b.publishChain)
+		}
 	}
 	b.topics.Store(&map[string]topicEntry{})
 	return b

@@ -69,7 +69,7 @@ const (
 func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, Event[T]) error, cfg subscribeConfig) *subscription[T] {
 	s := &subscription[T]{
 		handler:   h,
-		chain:     chain(h, cfg.middleware),
+		chain:     chain(h, b.middleware, cfg.middleware),
 		free:      -1,
 		readyHead: -1,
 		readyTail: -1,
@@ -139,14 +139,14 @@ func (s *subscription[T]) enqueueInPlace(b *Bus, payload T, pc *publishConfig) b
 	}
 	if c, pos, ok := s.claimIntake(); ok {
 		r := &c.rec
-		r.nanos, r.rnd = b.stamp()
-		r.key, r.md, r.payload = pc.key, pc.md.clone(), payload
+		r.nanos, r.rnd = pc.stamp(b)
+		r.key, r.md, r.payload = pc.key, pc.metadata(), payload
 		s.fillIntake(c, pos)
 		return true
 	}
 	var o outgoing[T] // the ring is full: commit falls back to the slots
-	o.rec.nanos, o.rec.rnd = b.stamp()
-	o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.md.clone(), payload
+	o.rec.nanos, o.rec.rnd = pc.stamp(b)
+	o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.metadata(), payload
 	s.commit(&o, false)
 	return true
 }

@@ -16,31 +16,53 @@ type Handler func(ctx context.Context, d *Delivery) error
 // it, which counts as a failed attempt).
 type Middleware func(next Handler) Handler
 
-// WithMiddleware wraps the subscription's handler in mw. The first middleware is the
-// outermost: WithMiddleware(a, b) runs a, which calls b, which calls the handler. Given more
-// than once, the later middleware is inside the earlier. Middleware runs once per attempt,
-// inside the bus's own protections, which apply in this order, outermost first:
+// WithMiddleware wraps handlers in mw. Given to [Subscribe] it wraps that subscription's
+// handler; given to [New] it wraps the handler of every subscription of the bus, outside the
+// subscription's own middleware: that is the place for tracing, metrics and logging that
+// apply to all handlers. The first middleware is the outermost: WithMiddleware(a, b) runs a,
+// which calls b, which calls the handler. Given more than once, the later middleware is
+// inside the earlier. Middleware runs once per attempt, inside the bus's own protections,
+// which apply in this order, outermost first:
 //
 //  1. de-duplication ([WithDeduplication]): a repeated event is skipped before any of the
 //     following runs;
 //  2. the circuit breaker ([WithCircuitBreaker]): no attempt starts while it is open;
 //  3. the handler timeout ([WithHandlerTimeout]): the ctx that middleware receives carries it;
 //  4. panic recovery: a panic in middleware or handler becomes a [*PanicError];
-//  5. the middleware, in the order given;
+//  5. the bus's middleware, then the subscription's, each in the order given;
 //  6. the handler.
 //
 // An error returned by middleware counts like one returned by the handler: it is retried
-// by the retry policy, then dead-lettered. [Subscribe] returns an error if an mw is nil.
-func WithMiddleware(mw ...Middleware) SubscribeOption {
-	return subscribeOption(func(c *subscribeConfig) {
-		for _, m := range mw {
-			if m == nil {
-				c.fail(errNilMiddleware)
-				return
-			}
+// by the retry policy, then dead-lettered. [Subscribe] returns an error if an mw is nil;
+// [New] panics.
+func WithMiddleware(mw ...Middleware) MiddlewareOption {
+	for _, m := range mw {
+		if m == nil {
+			return MiddlewareOption{err: errNilMiddleware}
 		}
-		c.middleware = append(c.middleware, mw...)
-	})
+	}
+	return MiddlewareOption{mw: mw}
+}
+
+// MiddlewareOption is both an [Option] and a [SubscribeOption]; see [WithMiddleware].
+type MiddlewareOption struct {
+	mw  []Middleware
+	err error
+}
+
+func (o MiddlewareOption) applyBus(c *busConfig) {
+	if o.err != nil {
+		panic(o.err.Error())
+	}
+	c.middleware = append(c.middleware, o.mw...)
+}
+
+func (o MiddlewareOption) applySubscribe(c *subscribeConfig) {
+	if o.err != nil {
+		c.fail(o.err)
+		return
+	}
+	c.middleware = append(c.middleware, o.mw...)
 }
 
 // Delivery describes one handling attempt of one event to middleware: the event's envelope
@@ -74,17 +96,19 @@ func (d *Delivery) Payload() any {
 
 func (e *Event[T]) payload() any { return e.Payload }
 
-// chain builds the handler that middleware mw wraps around h, or returns nil without
-// middleware, so that the common case calls h directly.
-func chain[T any](h func(context.Context, Event[T]) error, mw []Middleware) Handler {
-	if len(mw) == 0 {
+// chain builds the handler that the bus's middleware and then the subscription's wrap
+// around h, or returns nil without middleware, so that the common case calls h directly.
+func chain[T any](h func(context.Context, Event[T]) error, busMW, subMW []Middleware) Handler {
+	if len(busMW)+len(subMW) == 0 {
 		return nil
 	}
 	next := Handler(func(ctx context.Context, d *Delivery) error {
 		return h(ctx, *d.event.(*Event[T]))
 	})
-	for i := len(mw) - 1; i >= 0; i-- {
-		next = mw[i](next)
+	for _, mw := range [][]Middleware{subMW, busMW} {
+		for i := len(mw) - 1; i >= 0; i-- {
+			next = mw[i](next)
+		}
 	}
 	return next
 }

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -178,4 +179,42 @@ func TestProtectionsApplyInTheDocumentedOrder(t *testing.T) {
 			t.Errorf("dead letters %v; want the timed-out event, then the middleware's panic", got)
 		}
 	})
+}
+
+// TestBusMiddlewareWrapsEverySubscription: middleware given to New runs around the
+// handlers of every subscription, outside each subscription's own.
+func TestBusMiddlewareWrapsEverySubscription(t *testing.T) {
+	var mu sync.Mutex
+	var trace []string
+	tag := func(name string) Middleware {
+		return func(next Handler) Handler {
+			return func(ctx context.Context, d *Delivery) error {
+				mu.Lock()
+				trace = append(trace, name+"("+d.Subscriber+")")
+				mu.Unlock()
+				return next(ctx, d)
+			}
+		}
+	}
+	b := New(WithMiddleware(tag("bus1"), tag("bus2")))
+	done := make(chan struct{}, 2)
+	h := func(context.Context, Event[order]) error { done <- struct{}{}; return nil }
+	mustSubscribe(t, b, orders, "a", h, WithMiddleware(tag("sub")))
+	mustPublish(t, b, orders, order{})
+	<-done
+	mustSubscribe(t, b, NewTopic[order]("other"), "b", h)
+	mustPublish(t, b, NewTopic[order]("other"), order{})
+	<-done
+	closeBus(t, b)
+	if got := fmt.Sprint(trace); got != "[bus1(a) bus2(a) sub(a) bus1(b) bus2(b)]" {
+		t.Errorf("middleware ran as %s; want the bus's outermost, on every subscription", got)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != errNilMiddleware.Error() {
+				t.Errorf("New(WithMiddleware(nil)) panicked with %v; want %q", r, errNilMiddleware)
+			}
+		}()
+		New(WithMiddleware(nil))
+	}()
 }

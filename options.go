@@ -21,6 +21,8 @@ type busConfig struct {
 	source     string
 	logger     *slog.Logger
 	deadLetter DeadLetterHandler
+	middleware []Middleware
+	publishMW  []PublishMiddleware
 }
 
 func defaultBusConfig() busConfig {
@@ -201,6 +203,30 @@ type publishConfig struct {
 	id     uuid.UUID
 	time   time.Time
 	wait   bool
+
+	// Set by publish middleware (see publishThrough): the envelope's time and random bits
+	// were drawn already, and md is a copy the publish owns.
+	stamped bool
+	ownMD   bool
+	nanos   int64
+	rnd     uint64
+}
+
+// stamp returns the time and random bits of the event's envelope: those drawn for publish
+// middleware, or new ones.
+func (c *publishConfig) stamp(b *Bus) (nanos int64, rnd uint64) {
+	if c.stamped {
+		return c.nanos, c.rnd
+	}
+	return b.stamp()
+}
+
+// metadata returns the event's Metadata: a copy of the caller's, or nil if empty.
+func (c *publishConfig) metadata() Metadata {
+	if c.ownMD {
+		return c.md
+	}
+	return c.md.clone()
 }
 
 // compact reports whether an intake record can carry the event: no supplied ID, time or

@@ -42,23 +42,35 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 		return err
 	}
 	ts, err := lookupTopic(b, t)
-	if ts == nil {
+	if err != nil {
 		return err
+	}
+	var pc publishConfig
+	pc.apply(opts)
+	if b.publishChain != nil {
+		return publishThrough(ctx, b, t.name, ts, payload, &pc)
+	}
+	return publishTo(ctx, b, ts, t.name, payload, &pc)
+}
+
+// publishTo is Publish once its arguments were checked: it hands the event to the
+// subscribers of ts (nil if the topic never had one).
+func publishTo[T any](ctx context.Context, b *Bus, ts *topicState[T], topic string, payload T, pc *publishConfig) error {
+	if ts == nil {
+		return nil
 	}
 	subs := *ts.subs.Load()
 	if len(subs) == 0 {
 		return nil
 	}
-	var pc publishConfig
-	pc.apply(opts)
 	// The common case, one subscriber with room, writes the event's record into its intake.
-	if len(subs) > 1 || !pc.compact() || !subs[0].enqueueInPlace(b, payload, &pc) {
+	if len(subs) > 1 || !pc.compact() || !subs[0].enqueueInPlace(b, payload, pc) {
 		var o outgoing[T]
-		o.rec.nanos, o.rec.rnd = b.stamp()
-		o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.md.clone(), payload
+		o.rec.nanos, o.rec.rnd = pc.stamp(b)
+		o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.metadata(), payload
 		if !pc.compact() {
-			o.rec.event(&o.full, t.name, b.source)
-			supplied(&pc, &o.full)
+			o.rec.event(&o.full, topic, b.source)
+			supplied(pc, &o.full)
 			o.whole = true
 		}
 		if pc.wait {
