@@ -61,7 +61,8 @@ type subCore struct {
 	blocked      int // of those, how many are blocked in a Publish waiting for room
 	backoff      int // events waiting for their retry timer
 
-	stats subStats // guarded by mu
+	stats     subStats // guarded by mu
+	fullSince int64    // when the buffer became nearly full (Unix ns), or 0; see noteFillLocked
 
 	ctx    context.Context // handlers' base context, cancelled by abort
 	cancel context.CancelCauseFunc
@@ -167,6 +168,7 @@ func (c *subCore) reserveLocked(ctx context.Context) (unblock *subCore, direct b
 		if c.roomCh == nil {
 			c.roomCh = make(chan struct{})
 		}
+		c.noteFillLocked(c.bus.clock.nowNanos())
 		ch := c.roomCh
 		c.waiters.Add(1)
 		c.mu.Unlock()
@@ -242,6 +244,9 @@ func (c *subCore) flushLocked() {
 	}
 	n := c.held.Add(-c.unheld)
 	c.unheld = 0
+	if c.fullSince != 0 || n*100 >= int64(c.capacity)*nearlyFullPercent {
+		c.noteFillLocked(c.bus.clock.nowNanos())
+	}
 	if c.waiters.Load() > 0 && (n <= c.lowWater() || c.stalledLocked()) {
 		c.notifyRoomLocked()
 	}

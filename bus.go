@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Bus is an in-process event bus. Publishers send typed events to topics with [Publish];
@@ -17,7 +18,8 @@ type Bus struct {
 	logger       *slog.Logger
 	deadLetter   DeadLetterHandler
 	middleware   []Middleware // around every subscription's handler
-	publishChain PublishFunc  // the publish middleware around sendPublication, or nil
+	health       HealthPolicy
+	publishChain PublishFunc // the publish middleware around sendPublication, or nil
 	clock        clock
 
 	// topics maps a topic name to its *topicState[T]. Publish reads it without a lock;
@@ -77,6 +79,7 @@ func New(opts ...Option) *Bus {
 		abortCh:    make(chan struct{}),
 	}
 	b.middleware = cfg.middleware
+	b.health = cfg.health
 	if len(cfg.publishMW) > 0 {
 		b.publishChain = sendPublication
 		for i := len(cfg.publishMW) - 1; i >= 0; i-- {
@@ -180,8 +183,16 @@ func (b *Bus) Close(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	start := time.Now()
 	b.closeErr = b.shutdown(ctx, subs)
 	b.clock.shutdown()
+	if b.closeErr != nil {
+		b.logger.LogAttrs(ctx, slog.LevelWarn, "eventbus: close cut short; undelivered events were dead-lettered",
+			slog.Int("subscriptions", len(subs)), slog.Duration("took", time.Since(start)), slog.Any("error", b.closeErr))
+	} else {
+		b.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: closed",
+			slog.Int("subscriptions", len(subs)), slog.Duration("took", time.Since(start)))
+	}
 	close(b.closeDone)
 	return b.closeErr
 }

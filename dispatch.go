@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"runtime/debug"
 	"time"
 )
@@ -298,7 +299,8 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 		}
 
 		s.mu.Lock()
-		var handled int64 // events taken straight from the intake and handled, to release
+		var handled int64      // events taken straight from the intake and handled, to release
+		var ended, dead uint64 // events of the batch that ended, and of those dead-lettered
 		for j, i := range wb.slot[:n] {
 			err := wb.err[j]
 			wb.err[j] = nil
@@ -329,12 +331,14 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 			case err == errDuplicate:
 				s.stats.duplicates++
 				s.stats.handled++
+				ended++
 				s.finishLocked(i, nil)
 				wb.ev[j] = Event[T]{}
 				continue
 			case err == nil:
 				sl.attempts++
 				s.stats.handled++
+				ended++
 				s.finishLocked(i, nil)
 				wb.ev[j] = Event[T]{}
 				continue
@@ -359,12 +363,18 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 			s.deadLetterEvent(dlCtx, &wb.ev[j], attempts, err)
 			s.mu.Lock()
 			s.stats.deadLettered++
+			ended++
+			dead++
 			s.finishLocked(i, err)
 			wb.ev[j] = Event[T]{}
 		}
 		if handled > 0 {
 			s.stats.handled += uint64(handled)
+			ended += uint64(handled)
 			s.releaseNLocked(handled)
+		}
+		if ended > 0 {
+			s.stats.outcomes.add(s.bus.clock.nowNanos(), ended, dead)
 		}
 		if wb.sampled {
 			wb.sampled = false
@@ -569,7 +579,14 @@ func (s *subscription[T]) retryLaterLocked(i int32, err error) {
 	sl.state = slotBackoff
 	sl.lastErr = err
 	s.timers.Add(1)
-	sl.timer = time.AfterFunc(s.retry.backoff(int(sl.attempts)), func() {
+	wait := s.retry.backoff(int(sl.attempts))
+	if lg := s.bus.logger; lg.Enabled(s.ctx, slog.LevelDebug) {
+		lg.LogAttrs(s.ctx, slog.LevelDebug, "eventbus: retrying",
+			slog.String("topic", s.topic), slog.String("subscriber", s.name),
+			slog.String("id", sl.ev.ID.String()), slog.Int("attempts", int(sl.attempts)),
+			slog.Duration("backoff", wait), slog.Any("error", err))
+	}
+	sl.timer = time.AfterFunc(wait, func() {
 		s.mu.Lock()
 		s.retryDueLocked(i)
 		s.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -215,4 +217,60 @@ func ExampleWithDeduplication() {
 	bus.Close(ctx)
 	// Output:
 	// shipping o-1
+}
+
+// Stats are counters kept all the time: what flowed through each topic and subscription,
+// what failed, what waits, and how long handlers take.
+func ExampleBus_Stats() {
+	bus := eventbus.New(eventbus.WithDeadLetter(eventbus.DiscardDeadLetters))
+	eventbus.Subscribe(bus, orderCreated, "billing", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		if ev.Payload.Total < 0 {
+			return eventbus.Permanent(errors.New("negative total"))
+		}
+		return nil
+	})
+	ctx := context.Background()
+	for _, total := range []int{10, -1, 20} {
+		eventbus.Publish(ctx, bus, orderCreated, Order{Total: total}, eventbus.WithWait())
+	}
+
+	for _, topic := range bus.Stats().Topics {
+		fmt.Printf("%s: %d published\n", topic.Name, topic.Published)
+		for _, s := range topic.Subscriptions {
+			fmt.Printf("  %s: %d delivered, %d handled, %d failed attempts, %d dead-lettered, %d of %d queued\n",
+				s.Name, s.Delivered, s.Handled, s.FailedAttempts, s.DeadLettered, s.Queued, s.Capacity)
+		}
+	}
+	bus.Close(ctx)
+	// Output:
+	// order.created: 3 published
+	//   billing: 3 delivered, 2 handled, 1 failed attempts, 1 dead-lettered, 0 of 1024 queued
+}
+
+// A readiness probe: 200 while the bus is open and every subscription healthy, 503 with the
+// reasons otherwise (a full buffer that stays full, an open circuit breaker, too many dead
+// letters; see HealthPolicy).
+func ExampleBus_Ready() {
+	bus := eventbus.New()
+	eventbus.Subscribe(bus, orderCreated, "billing", func(context.Context, eventbus.Event[Order]) error { return nil })
+
+	readyz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := bus.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+
+	probe := func() {
+		rec := httptest.NewRecorder()
+		readyz.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		fmt.Print(rec.Code, " ", rec.Body.String())
+	}
+	probe()
+	bus.Close(context.Background())
+	probe()
+	// Output:
+	// 200 ok
+	// 503 eventbus: closed
 }

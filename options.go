@@ -23,10 +23,12 @@ type busConfig struct {
 	deadLetter DeadLetterHandler
 	middleware []Middleware
 	publishMW  []PublishMiddleware
+	health     HealthPolicy
 }
 
 func defaultBusConfig() busConfig {
-	return busConfig{source: programName(), logger: slog.Default()}
+	health, _ := HealthPolicy{}.withDefaults()
+	return busConfig{source: programName(), logger: slog.Default(), health: health}
 }
 
 // programName is the default Source: the base name of the running program.

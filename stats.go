@@ -16,6 +16,7 @@ type subStats struct {
 	retries      uint64 // failed attempts followed by a retry
 	deadLettered uint64
 	latency      latencies
+	outcomes     outcomeWindows // recent ended and dead-lettered events, for Health
 }
 
 // Stats is a snapshot of a bus's counters: per topic, and per subscription within it. Taking

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -93,6 +94,9 @@ func Subscribe[T any](b *Bus, t Topic[T], name string, h func(context.Context, E
 	}
 	b.subs[sub] = struct{}{}
 	s.start()
+	b.logger.LogAttrs(context.Background(), slog.LevelDebug, "eventbus: subscribed",
+		slog.String("topic", t.name), slog.String("subscriber", name),
+		slog.Int("concurrency", cfg.concurrency), slog.Int("buffer", cfg.buffer))
 	return sub, nil
 }
 
@@ -119,13 +123,15 @@ func (s *Subscription) Close(ctx context.Context) error {
 		b.mu.Unlock()
 	})
 	s.core.beginClose()
+	err := error(nil)
 	select {
 	case <-s.core.done:
-		s.core.wait()
-		return nil
 	case <-ctx.Done():
 		s.abort()
-		s.core.wait()
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	s.core.wait()
+	b.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: unsubscribed",
+		slog.String("topic", s.core.topic), slog.String("subscriber", s.core.name), slog.Any("error", err))
+	return err
 }

@@ -1,0 +1,187 @@
+package eventbus
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// HealthPolicy says when [Bus.Health] reports a subscription unhealthy. The zero value is
+// the default policy, and each zero field takes its default.
+type HealthPolicy struct {
+	// FullFor is how long a subscription's buffer may stay at least 90% full: its handlers
+	// cannot keep up, and publishers are about to wait, or wait already. Default 30s.
+	FullFor time.Duration
+	// DeadLetterRatio is the largest fraction of the events a subscription ended over the
+	// last minute or two that may have been dead-lettered. Default 0.1.
+	DeadLetterRatio float64
+	// MinDeadLetters is how many dead letters over that time it takes before the ratio
+	// counts, so that one failure among few events does not make a subscription unhealthy.
+	// Default 10.
+	MinDeadLetters int
+}
+
+const (
+	defaultFullFor         = 30 * time.Second
+	defaultDeadLetterRatio = 0.1
+	defaultMinDeadLetters  = 10
+	nearlyFullPercent      = 90
+)
+
+func (p HealthPolicy) withDefaults() (HealthPolicy, error) {
+	switch {
+	case p.FullFor < 0:
+		return p, fmt.Errorf("eventbus: HealthPolicy: FullFor must be >= 0, got %v", p.FullFor)
+	case p.DeadLetterRatio < 0 || p.DeadLetterRatio > 1 || p.DeadLetterRatio != p.DeadLetterRatio:
+		return p, fmt.Errorf("eventbus: HealthPolicy: DeadLetterRatio must be within [0, 1], got %v", p.DeadLetterRatio)
+	case p.MinDeadLetters < 0:
+		return p, fmt.Errorf("eventbus: HealthPolicy: MinDeadLetters must be >= 0, got %d", p.MinDeadLetters)
+	}
+	if p.FullFor == 0 {
+		p.FullFor = defaultFullFor
+	}
+	if p.DeadLetterRatio == 0 {
+		p.DeadLetterRatio = defaultDeadLetterRatio
+	}
+	if p.MinDeadLetters == 0 {
+		p.MinDeadLetters = defaultMinDeadLetters
+	}
+	return p, nil
+}
+
+// WithHealthPolicy sets when [Bus.Health] reports a subscription unhealthy; without it the
+// zero [HealthPolicy] (the defaults) applies. It panics if a field is out of range.
+func WithHealthPolicy(p HealthPolicy) Option {
+	p, err := p.withDefaults()
+	if err != nil {
+		panic(err.Error())
+	}
+	return busOption(func(c *busConfig) { c.health = p })
+}
+
+// Health is a bus's health as [Bus.Health] judges it.
+type Health struct {
+	Closed bool // Close has begun
+	// Subscriptions are every current subscription, healthy or not, sorted by topic and
+	// name.
+	Subscriptions []SubscriptionHealth
+}
+
+// SubscriptionHealth is one subscription's health. A subscription is unhealthy while its
+// circuit breaker is open or probing, while its buffer has stayed nearly full for longer
+// than the policy's FullFor, or while more than the policy's DeadLetterRatio of the events
+// it ended recently were dead-lettered.
+type SubscriptionHealth struct {
+	Topic, Name string
+	Problems    []string // why it is unhealthy; empty if it is healthy
+}
+
+// Healthy reports whether the subscription has no problem.
+func (h SubscriptionHealth) Healthy() bool { return len(h.Problems) == 0 }
+
+// Err returns nil if the bus is open and every subscription healthy, or else an error that
+// says what is wrong: what a readiness probe or a load balancer's health check wants.
+func (h Health) Err() error {
+	var errs []error
+	if h.Closed {
+		errs = append(errs, ErrClosed)
+	}
+	for _, s := range h.Subscriptions {
+		if !s.Healthy() {
+			errs = append(errs, fmt.Errorf("%s/%s: %s", s.Topic, s.Name, strings.Join(s.Problems, "; ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Health judges every subscription of the bus by its health policy (see
+// [WithHealthPolicy]). It locks each subscription briefly and may be called as often as a
+// probe likes.
+func (b *Bus) Health() Health {
+	b.mu.Lock()
+	subs := make([]*Subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	h := Health{Closed: b.closed.Load()}
+	now := b.clock.nowNanos()
+	for _, s := range subs {
+		h.Subscriptions = append(h.Subscriptions, s.core.health(now, b.health))
+	}
+	slices.SortFunc(h.Subscriptions, func(a, b SubscriptionHealth) int {
+		return strings.Compare(a.Topic+"\x00"+a.Name, b.Topic+"\x00"+b.Name)
+	})
+	return h
+}
+
+// Ready returns Health().Err(): nil when the bus is open and every subscription healthy.
+func (b *Bus) Ready() error { return b.Health().Err() }
+
+// health judges the subscription as of now (Unix nanoseconds).
+func (c *subCore) health(now int64, p HealthPolicy) SubscriptionHealth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := SubscriptionHealth{Topic: c.topic, Name: c.name}
+	if st := c.circuit(); st != CircuitClosed {
+		h.Problems = append(h.Problems, "circuit breaker "+st.String())
+	}
+	c.noteFillLocked(now)
+	if since := c.fullSince; since != 0 && now-since >= int64(p.FullFor) {
+		h.Problems = append(h.Problems, fmt.Sprintf("buffer at least %d%% full for %v", nearlyFullPercent, time.Duration(now-since).Round(time.Second)))
+	}
+	ended, dead := c.stats.outcomes.recent(now)
+	if dead >= uint64(p.MinDeadLetters) && float64(dead) > p.DeadLetterRatio*float64(ended) {
+		h.Problems = append(h.Problems, fmt.Sprintf("%d of the %d events ended recently were dead-lettered", dead, ended))
+	}
+	return h
+}
+
+// noteFillLocked records when the buffer became nearly full, or that it no longer is, as
+// of now (Unix nanoseconds). Workers call it as they release finished events, publishers
+// as they wait for room, and Health as it looks.
+func (c *subCore) noteFillLocked(now int64) {
+	held := c.held.Load() - c.unheld
+	switch {
+	case held*100 < int64(c.capacity)*nearlyFullPercent:
+		c.fullSince = 0
+	case c.fullSince == 0:
+		c.fullSince = now
+	}
+}
+
+// outcomeWindows counts the events a subscription ended, and how many of those it
+// dead-lettered, over two windows of a minute: the current one and the one before.
+type outcomeWindows struct {
+	start               int64 // of the current window, Unix nanoseconds
+	ended, dead         uint64
+	prevEnded, prevDead uint64
+}
+
+const outcomeWindow = int64(time.Minute)
+
+// add counts ended events, dead of them dead-lettered, at now.
+func (w *outcomeWindows) add(now int64, ended, dead uint64) {
+	w.rotate(now)
+	w.ended += ended
+	w.dead += dead
+}
+
+// recent returns the counts of the last one to two minutes as of now.
+func (w *outcomeWindows) recent(now int64) (ended, dead uint64) {
+	w.rotate(now)
+	return w.prevEnded + w.ended, w.prevDead + w.dead
+}
+
+func (w *outcomeWindows) rotate(now int64) {
+	switch age := now - w.start; {
+	case age < outcomeWindow:
+	case age < 2*outcomeWindow:
+		w.prevEnded, w.prevDead, w.ended, w.dead = w.ended, w.dead, 0, 0
+		w.start += outcomeWindow
+	default:
+		*w = outcomeWindows{start: now}
+	}
+}
