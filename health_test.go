@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -54,7 +55,8 @@ func TestHealthOfAFullBuffer(t *testing.T) {
 func TestHealthOfDeadLettersAndCircuit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := New(WithDeadLetter(DiscardDeadLetters), WithHealthPolicy(HealthPolicy{DeadLetterRatio: 0.2, MinDeadLetters: 3}))
-		failing := true
+		var failing atomic.Bool
+		failing.Store(true)
 		mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
 			if ev.Payload.ID == "bad" {
 				return Permanent(errFlaky)
@@ -62,7 +64,7 @@ func TestHealthOfDeadLettersAndCircuit(t *testing.T) {
 			return nil
 		}, WithConcurrency(1))
 		mustSubscribe(t, b, orders, "breaker", func(context.Context, Event[order]) error {
-			if failing {
+			if failing.Load() {
 				return errFlaky
 			}
 			return nil
@@ -88,7 +90,7 @@ func TestHealthOfDeadLettersAndCircuit(t *testing.T) {
 			t.Errorf("s's problems after more good events = %q; want none", p)
 		}
 		publish("bad", 2)
-		failing = false                         // the breaker's next probe succeeds
+		failing.Store(false)                    // the breaker's next probe succeeds
 		time.Sleep(2*time.Minute + time.Second) // the ratio covers the last minute or two only
 		if h := b.Health(); h.Err() != nil {
 			t.Errorf("Health() two minutes on = %v; want every subscription healthy", h.Err())
