@@ -92,8 +92,33 @@ func (c *subCore) tryReserve() bool {
 	}
 }
 
-// lowWater is the count at or below which waiting publishers are woken. Waking them only
-// once the buffer has half drained lets one wake-up admit many events.
+// reserveSoon is tryReserve that, while the subscription is open but full, lets other
+// goroutines run a few times and looks again before it gives up. A worker that is draining
+// frees room within microseconds, while a publisher that sleeps until woken costs both
+// sides several microseconds per wake-up, and the worker would drain the buffer and go to
+// sleep meanwhile; so a publisher faster than the handlers runs at their pace instead.
+func (c *subCore) reserveSoon(ctx context.Context) bool {
+	if c.tryReserve() {
+		return true
+	}
+	for range publisherSpins {
+		if c.state.Load() != stateOpen || ctx.Err() != nil {
+			return false
+		}
+		yield()
+		if c.tryReserve() {
+			return true
+		}
+	}
+	return false
+}
+
+// publisherSpins is how many times reserveSoon yields: some 10-30µs.
+const publisherSpins = 100
+
+// lowWater is the count at or below which waiting publishers are woken. Waking them once a
+// quarter of the buffer has drained lets one wake-up admit many events, with room to spare
+// for the time the publisher takes to wake up, so that the workers do not run dry meanwhile.
 func (c *subCore) lowWater() int64 { return int64(c.capacity - max(c.capacity/4, 1)) }
 
 // stalledLocked reports whether the subscription cannot make progress by itself: every busy

@@ -113,7 +113,7 @@ func (s *subscription[T]) start() {
 
 // enqueue accepts an event, waiting while the subscription is full; see reserve and commit.
 func (s *subscription[T]) enqueue(ctx context.Context, o *outgoing[T]) error {
-	if s.tryReserve() {
+	if s.reserveSoon(ctx) {
 		s.commit(o, false)
 		return nil
 	}
@@ -155,7 +155,7 @@ func (s *subscription[T]) enqueueInPlace(b *Bus, payload T, pc *publishConfig) b
 // reserve reserves room for one event, waiting while the subscription is full (see
 // reserveLocked). The caller must then commit or cancelReservation.
 func (s *subscription[T]) reserve(ctx context.Context) (direct bool, err error) {
-	if s.tryReserve() {
+	if s.reserveSoon(ctx) {
 		return false, nil
 	}
 	s.mu.Lock()
