@@ -1,8 +1,10 @@
 package eventbus
 
 import (
+	"encoding/binary"
 	"fmt"
-	"sync"
+	"math/bits"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,97 +20,203 @@ import (
 // from this subscriber. If the first delivery is dead-lettered instead, its ID is
 // forgotten: the event was never handled, so a repeat whose turn comes later (a broker
 // redelivering it) is handled again.
-// At most maxIDs IDs are remembered, so memory stays bounded whatever the rate: when more
-// arrive within window, the oldest are forgotten early. [Subscribe] returns an error if
-// window <= 0 or maxIDs < 1.
+// At most maxIDs IDs are remembered, so memory stays bounded whatever the rate (about 40
+// bytes per ID): when more arrive within window, the oldest are forgotten early, but never
+// any of the last maxIDs/2. [Subscribe] returns an error if window <= 0, or if maxIDs is
+// below 1 or above 1<<25.
 func WithDeduplication(window time.Duration, maxIDs int) SubscribeOption {
 	return subscribeOption(func(c *subscribeConfig) {
 		switch {
 		case window <= 0:
 			c.fail(fmt.Errorf("eventbus: WithDeduplication: window must be > 0, got %v", window))
-		case maxIDs < 1:
-			c.fail(fmt.Errorf("eventbus: WithDeduplication: maxIDs must be > 0, got %d", maxIDs))
+		case maxIDs < 1 || maxIDs > maxDedupIDs:
+			c.fail(fmt.Errorf("eventbus: WithDeduplication: maxIDs must be within [1, %d], got %d", maxDedupIDs, maxIDs))
 		}
 		c.dedupWindow, c.dedupMax = window, maxIDs
 	})
 }
 
-// dedupSet remembers the IDs seen within a window, at most max of them. IDs are kept in a
-// ring in the order seen, so expired and excess ones are evicted from its head.
+// dedupSet remembers the event IDs seen within a window, at most max of them. It is
+// guarded by its subscription's lock.
+//
+// IDs live in two generations, the current one and the one before it; a new ID goes into
+// the current one. When the current generation is a window old, or holds half of max IDs,
+// it becomes the previous one and the previous one is emptied whole: no ID is ever deleted
+// one by one. So an ID is remembered for its window (each carries its expiry), or until
+// max/2 newer IDs have come, whichever is first, and never more than max are.
+//
+// Most IDs a subscription sees are new, and a large set does not fit in a core's cache, so
+// an insert must not write at random into big slots: a generation appends its IDs to a log,
+// and indexes them with a hash table of 4-byte slots, each holding a byte of the ID's hash
+// and its place in the log. A lookup reads the log only when the byte matches (a repeat,
+// or one time in 256).
 type dedupSet struct {
-	mu     sync.Mutex
-	window int64                // nanoseconds
-	max    int                  // IDs remembered at most
-	seen   map[uuid.UUID]uint64 // the serial of the ID's ring entry
-	ring   []dedupEntry         // capacity max; grows to it
-	head   int                  // the oldest entry
-	n      int
-	serial uint64 // of the last entry
+	window    int64 // nanoseconds
+	genMax    int   // IDs a generation holds at most
+	keepPrev  bool  // max allows a previous generation
+	seed      [2]uint64
+	cur, prev dedupGen
+	curStart  int64 // when the current generation began, Unix nanoseconds
+	touched   uint32
+}
+
+// dedupGen is one generation: its IDs in the order seen, and an open-addressing hash table
+// with linear probing over them. A slot is 0 when empty, else the top byte of the ID's hash
+// and, below it, the ID's place in the log plus one.
+type dedupGen struct {
+	log   []dedupEntry
+	slots []uint32 // length a power of two
+	n     int      // live IDs: in the log and not forgotten
 }
 
 type dedupEntry struct {
 	id      uuid.UUID
-	expires int64
-	serial  uint64 // tells this entry from a later one of the same ID (see forget)
+	expires int64 // Unix nanoseconds; 0 once forgotten
 }
 
-func newDedupSet(window time.Duration, max int) *dedupSet {
+const (
+	minDedupSlots = 64      // the size a table starts at; it doubles as IDs come
+	dedupTagShift = 24      // a slot's tag is above this bit, its place in the log below
+	maxDedupIDs   = 1 << 25 // so that a generation's log places fit below the tag
+)
+
+func newDedupSet(window time.Duration, maxIDs int) *dedupSet {
 	return &dedupSet{
-		window: int64(window),
-		max:    max,
-		seen:   make(map[uuid.UUID]uint64),
+		window:   int64(window),
+		genMax:   max(maxIDs/2, 1),
+		keepPrev: maxIDs >= 2,
+		seed:     [2]uint64{rand.Uint64() | 1, rand.Uint64() | 1},
+		cur:      dedupGen{slots: make([]uint32, minDedupSlots)},
+		prev:     dedupGen{slots: make([]uint32, minDedupSlots)},
 	}
 }
 
-// first records id as seen at now (Unix nanoseconds) and reports whether it is new.
-func (d *dedupSet) first(id uuid.UUID, now int64) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for d.n > 0 && (d.ring[d.head].expires <= now || d.n >= d.max) {
-		d.evictOldest()
-	}
-	if _, dup := d.seen[id]; dup {
-		return false
-	}
-	d.serial++
-	e := dedupEntry{id: id, expires: now + d.window, serial: d.serial}
-	d.seen[id] = e.serial
-	if d.n < len(d.ring) {
-		d.ring[(d.head+d.n)%len(d.ring)] = e
-	} else {
-		// The ring is full but below max (else evictOldest made room): grow it, keeping
-		// entries in order from index 0.
-		grown := make([]dedupEntry, 0, min(d.max, 2*len(d.ring)+64))
-		for i := range d.n {
-			grown = append(grown, d.ring[(d.head+i)%len(d.ring)])
+// hash mixes the two halves of id with the set's random seed (the multiply-and-fold of
+// wyhash), so that IDs chosen by a publisher cannot be made to collide without the seed.
+func (d *dedupSet) hash(id uuid.UUID) uint64 {
+	lo := binary.LittleEndian.Uint64(id[0:8])
+	hi := binary.LittleEndian.Uint64(id[8:16])
+	h, l := bits.Mul64(lo^d.seed[0], hi^d.seed[1])
+	return h ^ l
+}
+
+// first records id, whose hash is h, as seen at now (Unix nanoseconds) and reports whether
+// it is new: not remembered, or remembered with its window passed, or forgotten.
+func (d *dedupSet) first(id uuid.UUID, h uint64, now int64) bool {
+	d.rotate(now)
+	if d.prev.n > 0 {
+		if e := d.prev.find(id, h); e != nil && e.expires > now {
+			return false
 		}
-		d.ring, d.head = append(grown, e), 0
-		d.ring = d.ring[:cap(d.ring)]
 	}
-	d.n++
+	if e := d.cur.find(id, h); e != nil {
+		if e.expires > now {
+			return false // the current generation is younger than a window
+		}
+		e.expires = now + d.window // forgotten, and seen again
+		d.cur.n++
+		return true
+	}
+	if len(d.cur.log) >= d.genMax { // forgotten IDs count, so that the log stays bounded
+		d.turn(now)
+	}
+	d.cur.add(d, id, h, now+d.window)
 	return true
 }
 
-// forget removes id, whose first delivery was dead-lettered, so that a repeat is handled.
-// Its ring entry stays until evicted; evictOldest then leaves alone a newer entry of id.
-func (d *dedupSet) forget(id uuid.UUID) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.seen, id)
+// prefetch reads the slots where the IDs with hashes hs start, in both generations, so
+// that the cache misses of a batch's lookups overlap instead of following one another.
+func (d *dedupSet) prefetch(hs []uint64) {
+	var sum uint32
+	cm, pm := uint64(len(d.cur.slots)-1), uint64(len(d.prev.slots)-1)
+	for _, h := range hs {
+		sum += d.cur.slots[h&cm] + d.prev.slots[h&pm]
+	}
+	d.touched = sum // keeps the loads
 }
 
-func (d *dedupSet) evictOldest() {
-	e := d.ring[d.head]
-	if d.seen[e.id] == e.serial {
-		delete(d.seen, e.id)
+// forget drops id, whose first delivery was dead-lettered, so that a repeat is handled.
+func (d *dedupSet) forget(id uuid.UUID) {
+	h := d.hash(id)
+	for _, g := range []*dedupGen{&d.cur, &d.prev} {
+		if e := g.find(id, h); e != nil && e.expires != 0 {
+			e.expires = 0
+			g.n--
+		}
 	}
-	d.head = (d.head + 1) % len(d.ring)
-	d.n--
+}
+
+// rotate starts a new generation if the current one is a window old; two windows old, the
+// previous one is emptied too.
+func (d *dedupSet) rotate(now int64) {
+	if now-d.curStart < d.window {
+		return
+	}
+	stale := now-d.curStart >= 2*d.window
+	d.turn(now)
+	if stale {
+		d.prev.reset()
+	}
+}
+
+// turn makes the current generation the previous one, emptying the previous one, and
+// starts a new one at now.
+func (d *dedupSet) turn(now int64) {
+	d.cur, d.prev = d.prev, d.cur
+	if !d.keepPrev {
+		d.prev.reset()
+	}
+	d.cur.reset()
+	d.curStart = now
 }
 
 // len reports how many IDs are remembered.
-func (d *dedupSet) len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.seen)
+func (d *dedupSet) len() int { return d.cur.n + d.prev.n }
+
+// reset empties g, keeping its memory.
+func (g *dedupGen) reset() {
+	g.log = g.log[:0]
+	clear(g.slots)
+	g.n = 0
+}
+
+// find returns the log entry of id, whose hash is h, or nil.
+func (g *dedupGen) find(id uuid.UUID, h uint64) *dedupEntry {
+	mask := uint64(len(g.slots) - 1)
+	tag := uint32(h>>56) << dedupTagShift
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := g.slots[i]
+		if sl == 0 {
+			return nil
+		}
+		if sl&^(1<<dedupTagShift-1) == tag {
+			if e := &g.log[sl&(1<<dedupTagShift-1)-1]; e.id == id {
+				return e
+			}
+		}
+	}
+}
+
+// add appends id, which g lacks, to the log and indexes it, first doubling the table if
+// that would leave it more than half full.
+func (g *dedupGen) add(d *dedupSet, id uuid.UUID, h uint64, expires int64) {
+	if 2*(len(g.log)+1) > len(g.slots) {
+		g.slots = make([]uint32, 2*len(g.slots))
+		for i := range g.log {
+			g.index(d.hash(g.log[i].id), i)
+		}
+	}
+	g.log = append(g.log, dedupEntry{id: id, expires: expires})
+	g.index(h, len(g.log)-1)
+	g.n++
+}
+
+// index puts log entry i, whose ID's hash is h, into the first empty slot from h on.
+func (g *dedupGen) index(h uint64, i int) {
+	mask := uint64(len(g.slots) - 1)
+	j := h & mask
+	for g.slots[j] != 0 {
+		j = (j + 1) & mask
+	}
+	g.slots[j] = uint32(h>>56)<<dedupTagShift | uint32(i+1)
 }

@@ -355,11 +355,11 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 				}
 			}
 			attempts := int(sl.attempts)
-			s.mu.Unlock()
 			if s.dedup != nil && attempts > 0 {
 				// Only the delivery that recorded the ID runs the handler, so this is it.
 				s.dedup.forget(wb.ev[j].ID)
 			}
+			s.mu.Unlock()
 			s.deadLetterEvent(dlCtx, &wb.ev[j], attempts, err)
 			s.mu.Lock()
 			s.stats.deadLettered++
@@ -440,7 +440,7 @@ func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
 			// circuit breaker, moves the intake into the slots instead, so that it can
 			// sleep.)
 			s.nudgeWorkers()
-			return s.takenLocked(n)
+			return s.takenLocked(wb, n)
 		case n < want && (r.key == "" || s.claimKeyLocked(r.key, f, n)):
 			wb.slot[n], wb.attempt[n] = -1, 1
 			r.event(&wb.ev[n], s.topic, s.source)
@@ -452,11 +452,31 @@ func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
 		}
 		s.releaseIntakeLocked(c)
 	}
-	return s.takenLocked(s.takeReadyLocked(wb, n, want))
+	return s.takenLocked(wb, s.takeReadyLocked(wb, n, want))
 }
 
-// takenLocked tells the circuit breaker, if any, that a worker took n events, and returns n.
-func (s *subscription[T]) takenLocked(n int) int {
+// markDuplicatesLocked marks the repeats among the first attempts of the n events of the
+// batch, which de-duplication skips, recording the others as seen.
+func (s *subscription[T]) markDuplicatesLocked(wb *workBatch[T], n int) {
+	var hashes [maxBatch]uint64
+	for j := range n {
+		hashes[j] = s.dedup.hash(wb.ev[j].ID)
+	}
+	s.dedup.prefetch(hashes[:n])
+	now := s.bus.clock.nowNanos()
+	for j := range n {
+		if wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, hashes[j], now) {
+			wb.err[j] = errDuplicate
+		}
+	}
+}
+
+// takenLocked marks the repeats among the n events of the batch that de-duplication skips,
+// tells the circuit breaker, if any, that a worker took them, and returns n.
+func (s *subscription[T]) takenLocked(wb *workBatch[T], n int) int {
+	if s.dedup != nil {
+		s.markDuplicatesLocked(wb, n)
+	}
 	if s.breaker != nil {
 		s.tookLocked(n)
 	}
@@ -508,8 +528,7 @@ func (s *subscription[T]) runFrom(ctx context.Context, wb *workBatch[T], j, n in
 		switch {
 		case s.state.Load() == stateAborting:
 			wb.err[j] = errNotRun
-		case s.dedup != nil && wb.attempt[j] == 1 && !s.dedup.first(wb.ev[j].ID, s.bus.clock.nowNanos()):
-			wb.err[j] = errDuplicate
+		case wb.err[j] == errDuplicate: // marked by takeLocked
 		default:
 			if wb.attempts++; wb.attempts%latencySampleEvery == 0 {
 				start := time.Now()
