@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"time"
 )
@@ -43,7 +43,7 @@ type subscription[T any] struct {
 
 	flights      []inflight // per worker: keyed events running straight from the intake
 	inflightKeys int        // live entries in flights
-	keySeed      maphash.Seed
+	keySeed      uint64     // of keyHash
 }
 
 type slot[T any] struct {
@@ -76,7 +76,7 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 		readyTail: -1,
 		keys:      make(map[string]int32),
 		flights:   make([]inflight, cfg.concurrency),
-		keySeed:   maphash.MakeSeed(),
+		keySeed:   rand.Uint64(),
 	}
 	s.intake, s.mask = newIntake[T](cfg.buffer)
 	s.bus = b

@@ -1,6 +1,6 @@
 package eventbus
 
-import "hash/maphash"
+import "math/bits"
 
 // Keys are how a subscription keeps its ordering promise: at most one event per key is
 // running, ready or waiting to retry at any time, and the others of that key wait behind it
@@ -16,23 +16,47 @@ import "hash/maphash"
 // inflight is the keyed events one worker took straight from the intake and has not
 // finished, by their position in its batch. It is guarded by the subscription's lock.
 type inflight struct {
-	n     int // positions 0..n-1 may be live
-	count int // live positions
+	n     int    // positions 0..n-1 may be live
+	count int    // live positions
+	mask  uint64 // bit h%64 of the hash h of every live key (and maybe some former ones)
 	live  [maxBatch]bool
 	hash  [maxBatch]uint64
 	key   [maxBatch]string
 	next  [maxBatch]int32 // the first slot chained behind the event, or -1
 }
 
-// keyHash hashes key for the inflight sets.
-func (s *subscription[T]) keyHash(key string) uint64 { return maphash.String(s.keySeed, key) }
+// keyHash hashes key for the inflight sets: its length and first and last eight bytes,
+// mixed with the subscription's random seed. Keys that agree on those collide, which costs
+// their lookups a string comparison each, not correctness.
+func (s *subscription[T]) keyHash(key string) uint64 {
+	n := len(key)
+	var a, b uint64
+	if n >= 8 {
+		a = le64(key)
+		b = le64(key[n-8:])
+	} else {
+		for i := range n {
+			a |= uint64(key[i]) << (8 * i)
+		}
+	}
+	hi, lo := bits.Mul64(a^s.keySeed, b^uint64(n)^0x9e3779b97f4a7c15)
+	return hi ^ lo
+}
+
+// le64 reads the first eight bytes of s as a little-endian number.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
 
 // findInflightLocked returns the inflight set and position of the running event with key
 // (whose hash is h), or nil.
 func (s *subscription[T]) findInflightLocked(key string, h uint64) (*inflight, int) {
+	bit := uint64(1) << (h % 64)
 	for w := range s.flights {
 		f := &s.flights[w]
-		if f.count == 0 {
+		if f.mask&bit == 0 {
 			continue
 		}
 		for j := range f.n {
@@ -61,6 +85,7 @@ func (s *subscription[T]) claimKeyLocked(key string, f *inflight, j int) bool {
 	}
 	f.live[j], f.hash[j], f.key[j], f.next[j] = true, h, key, -1
 	f.n = max(f.n, j+1)
+	f.mask |= 1 << (h % 64)
 	f.count++
 	s.inflightKeys++
 	return true
@@ -74,7 +99,7 @@ func (s *subscription[T]) releaseKeyLocked(f *inflight, j int) int32 {
 	f.count--
 	s.inflightKeys--
 	if f.count == 0 {
-		f.n = 0
+		f.n, f.mask = 0, 0
 	}
 	return next
 }

@@ -174,3 +174,57 @@ func TestRetryBackoffHoldsOnlyItsKey(t *testing.T) {
 		closeBus(t, b)
 	})
 }
+
+// TestKeysThatShareAHash: keys that agree on their length and first and last eight bytes
+// hash alike for the inflight sets; they must still be told apart: each in order, both in
+// parallel.
+func TestKeysThatShareAHash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		k1, k2 := "tenant-a/1/order-17", "tenant-a/2/order-17"
+		var mu sync.Mutex
+		inFlight, peak := map[string]int{}, 0
+		var order []string
+		release := make(chan struct{})
+		mustSubscribe(t, b, keyedTopic, "t", func(_ context.Context, ev Event[keyed]) error {
+			mu.Lock()
+			inFlight[ev.Key]++
+			if inFlight[ev.Key] > 1 {
+				t.Errorf("two events of %s in flight at once", ev.Key)
+			}
+			peak = max(peak, inFlight[k1]+inFlight[k2])
+			order = append(order, fmt.Sprint(ev.Key[9:10], ev.Payload.Seq))
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			inFlight[ev.Key]--
+			mu.Unlock()
+			return nil
+		}, WithConcurrency(2))
+		mustPublish(t, b, keyedTopic, keyed{Seq: 0}, WithKey(k1))
+		synctest.Wait() // one worker runs k1's first event
+		mustPublish(t, b, keyedTopic, keyed{Seq: 0}, WithKey(k2))
+		for i := 1; i < 3; i++ {
+			mustPublish(t, b, keyedTopic, keyed{Seq: i}, WithKey(k1))
+			mustPublish(t, b, keyedTopic, keyed{Seq: i}, WithKey(k2))
+		}
+		time.Sleep(10 * tick) // the other worker joins for k2
+		synctest.Wait()
+		close(release)
+		closeBus(t, b)
+		if peak != 2 {
+			t.Errorf("at most %d of the two keys ran at once; want 2", peak)
+		}
+		var got1, got2 []string
+		for _, o := range order {
+			if o[:1] == "1" {
+				got1 = append(got1, o)
+			} else {
+				got2 = append(got2, o)
+			}
+		}
+		if fmt.Sprint(got1) != "[10 11 12]" || fmt.Sprint(got2) != "[20 21 22]" {
+			t.Errorf("handled %v and %v; want each key in order", got1, got2)
+		}
+	})
+}
