@@ -62,7 +62,7 @@ func FuzzSubscribeOptions(f *testing.F) {
 		}
 		if window != 0 || maxIDs != 0 {
 			opts = append(opts, WithDeduplication(time.Duration(window), maxIDs))
-			valid = valid && window > 0 && maxIDs > 0
+			valid = valid && window > 0 && maxIDs > 0 && maxIDs <= maxDedupIDs
 		}
 		if failures != 0 || coolDown != 0 {
 			opts = append(opts, WithCircuitBreaker(failures, time.Duration(coolDown)))
