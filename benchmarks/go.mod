@@ -15,6 +15,7 @@ require (
 )
 
 require (
+	github.com/ae30fb47/eventbus/bridge/watermill v0.0.0-00010101000000-000000000000
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gookit/goutil v0.7.1 // indirect
 	github.com/lithammer/shortuuid/v3 v3.0.7 // indirect
@@ -23,3 +24,5 @@ require (
 )
 
 replace github.com/ae30fb47/eventbus => ../
+
+replace github.com/ae30fb47/eventbus/bridge/watermill => ../bridge/watermill

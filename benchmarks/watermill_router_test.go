@@ -1,4 +1,4 @@
-package watermillbus_test
+package benchmarks
 
 import (
 	"context"
@@ -22,27 +22,27 @@ import (
 // message, so ns/op is the cost of one message end to end, and then checks that every
 // message was handled exactly once.
 
-const benchTopic = "bench"
+const routerTopic = "router-bench"
 
-// benchPubSub is a Pub/Sub under benchmark and the function that closes it.
-type benchPubSub struct {
+// routerPubSub is a Pub/Sub under benchmark and the function that closes it.
+type routerPubSub struct {
 	pub   message.Publisher
 	sub   message.Subscriber
 	close func()
 }
 
-func BenchmarkRouter(b *testing.B) {
+func BenchmarkWatermillRouter(b *testing.B) {
 	b.Run("gochannel", func(b *testing.B) {
-		benchRouter(b, func() benchPubSub {
+		benchRouter(b, func() routerPubSub {
 			ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-			return benchPubSub{ps, ps, func() { ps.Close() }}
+			return routerPubSub{ps, ps, func() { ps.Close() }}
 		})
 	})
 	b.Run("eventbus", func(b *testing.B) {
-		benchRouter(b, func() benchPubSub {
+		benchRouter(b, func() routerPubSub {
 			bus := eventbus.New()
 			ps := watermillbus.New(bus, watermillbus.Config{})
-			return benchPubSub{ps, ps, func() {
+			return routerPubSub{ps, ps, func() {
 				ps.Close()
 				bus.Close(context.Background())
 			}}
@@ -50,9 +50,9 @@ func BenchmarkRouter(b *testing.B) {
 	})
 }
 
-// handledSet records which of the published messages, numbered from 0, the handler saw,
+// routerHandled records which of the published messages, numbered from 0, the handler saw,
 // and how many times.
-type handledSet struct {
+type routerHandled struct {
 	mu    sync.Mutex
 	times []uint8
 	dups  int
@@ -61,7 +61,7 @@ type handledSet struct {
 	done  chan struct{}
 }
 
-func (h *handledSet) handle(msg *message.Message) error {
+func (h *routerHandled) handle(msg *message.Message) error {
 	i := binary.LittleEndian.Uint64(msg.Payload)
 	h.mu.Lock()
 	for uint64(len(h.times)) <= i {
@@ -77,16 +77,16 @@ func (h *handledSet) handle(msg *message.Message) error {
 	return nil
 }
 
-func benchRouter(b *testing.B, newPubSub func() benchPubSub) {
+func benchRouter(b *testing.B, newPubSub func() routerPubSub) {
 	ps := newPubSub()
 	defer ps.close()
 	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	handled := &handledSet{done: make(chan struct{})}
+	handled := &routerHandled{done: make(chan struct{})}
 	handled.want.Store(-1)
-	router.AddConsumerHandler("count", benchTopic, ps.sub, handled.handle)
+	router.AddConsumerHandler("count", routerTopic, ps.sub, handled.handle)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	routerDone := make(chan error, 1)
@@ -99,7 +99,7 @@ func benchRouter(b *testing.B, newPubSub func() benchPubSub) {
 		payload := make([]byte, 8)
 		binary.LittleEndian.PutUint64(payload, uint64(n))
 		n++
-		if err := ps.pub.Publish(benchTopic, message.NewMessage(watermill.NewUUID(), payload)); err != nil {
+		if err := ps.pub.Publish(routerTopic, message.NewMessage(watermill.NewUUID(), payload)); err != nil {
 			b.Fatal(err)
 		}
 	}
