@@ -11,6 +11,7 @@ import (
 
 	"github.com/ae30fb47/eventbus"
 	eventbusotel "github.com/ae30fb47/eventbus/otel"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -86,9 +87,12 @@ func (tr tracer) names() []string {
 }
 
 // attrs returns a span's attributes as strings.
-func attrs(s tracetest.SpanStub) map[string]string {
-	m := make(map[string]string, len(s.Attributes))
-	for _, kv := range s.Attributes {
+func attrs(s tracetest.SpanStub) map[string]string { return attrMap(s.Attributes) }
+
+// attrMap returns attributes as strings, by key.
+func attrMap(kvs []attribute.KeyValue) map[string]string {
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
 		m[string(kv.Key)] = kv.Value.Emit()
 	}
 	return m

@@ -297,10 +297,7 @@ func TestFailedAttempts(t *testing.T) {
 		if len(s.Events) != 1 || s.Events[0].Name != "exception" {
 			t.Fatalf("span %d: events %v; want one exception", i, s.Events)
 		}
-		ev := map[string]string{}
-		for _, kv := range s.Events[0].Attributes {
-			ev[string(kv.Key)] = kv.Value.Emit()
-		}
+		ev := attrMap(s.Events[0].Attributes)
 		if ev["exception.type"] != "string" || ev["exception.message"] != "boom" || !strings.Contains(ev["exception.stacktrace"], "panicInHandler") {
 			t.Errorf("span %d: exception %v; want type string, message boom, and a stack through panicInHandler", i, ev)
 		}
