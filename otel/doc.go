@@ -70,17 +70,30 @@
 // histogram record per attempt. Every metric has the attributes messaging.system and
 // messaging.destination.name; those of subscriptions also messaging.consumer.group.name.
 //
-//	messaging.client.sent.messages       counter {message}  Stats Published, per topic; messaging.operation.name "publish"
-//	messaging.client.consumed.messages   counter {message}  Delivered; messaging.operation.name "process"
-//	messaging.process.duration           histogram s        every attempt, by the middleware; error.type if it failed
-//	eventbus.subscription.handled        counter {message}  Handled (Duplicates included)
-//	eventbus.subscription.duplicates     counter {message}  Duplicates
-//	eventbus.subscription.dead_lettered  counter {message}  DeadLettered
-//	eventbus.subscription.failed_attempts counter {attempt} FailedAttempts
-//	eventbus.subscription.retries        counter {attempt}  Retries
-//	eventbus.subscription.in_flight      updowncounter {message}  InFlight
-//	eventbus.subscription.queued         updowncounter {message}  Queued
-//	eventbus.subscription.capacity       updowncounter {message}  Capacity
-//	eventbus.subscription.circuit        gauge 1            1 for the current state, per messaging.eventbus.circuit.state
-//	eventbus.subscription.latency        gauge s            Latency P50, P95, P99, per messaging.eventbus.latency.quantile
+//	name                                   instrument     unit       from
+//	messaging.client.sent.messages         counter        {message}  TopicStats.Published
+//	messaging.client.consumed.messages     counter        {message}  Delivered
+//	messaging.process.duration             histogram      s          every attempt (middleware)
+//	eventbus.subscription.handled          counter        {message}  Handled
+//	eventbus.subscription.duplicates       counter        {message}  Duplicates
+//	eventbus.subscription.dead_lettered    counter        {message}  DeadLettered
+//	eventbus.subscription.failed_attempts  counter        {attempt}  FailedAttempts
+//	eventbus.subscription.retries          counter        {attempt}  Retries
+//	eventbus.subscription.in_flight        updowncounter  {message}  InFlight
+//	eventbus.subscription.queued           updowncounter  {message}  Queued
+//	eventbus.subscription.capacity         updowncounter  {message}  Capacity
+//	eventbus.subscription.circuit          gauge          1          Circuit, per state
+//	eventbus.subscription.latency          gauge          s          Latency, per quantile
+//
+// messaging.operation.name is "publish" on sent messages and "process" on consumed
+// messages and durations; a failed attempt's duration has error.type. The circuit gauge is
+// 1 for the current state and 0 for the others, by [CircuitStateKey]; the latency gauge
+// reports P50, P95 and P99 by [QuantileKey].
+//
+// # Costs
+//
+// Observing Stats costs publishing and handling nothing. The duration middleware costs a
+// few hundred nanoseconds per attempt and no allocation; tracing costs what the SDK's spans
+// cost, a few microseconds per event when every span is sampled. The README has the
+// measured figures.
 package eventbusotel

@@ -113,7 +113,7 @@ func describe(s tracetest.SpanStub, l *labels) string {
 	attrs := attribute.NewSet(s.Attributes...)
 	for _, a := range shown {
 		if v, ok := attrs.Value(a.key); ok {
-			fmt.Fprintf(&b, " %s=%s", a.label, v.Emit())
+			fmt.Fprintf(&b, " %s=%s", a.label, v.String())
 		}
 	}
 	if s.Status.Code == codes.Error {
