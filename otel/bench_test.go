@@ -9,7 +9,6 @@ import (
 	"github.com/ae30fb47/eventbus"
 	eventbusotel "github.com/ae30fb47/eventbus/otel"
 	"github.com/google/uuid"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -106,24 +105,14 @@ func BenchmarkTracingUnsampled(b *testing.B) {
 
 // BenchmarkMetricsMiddleware: every attempt timed into the SDK's duration histogram.
 func BenchmarkMetricsMiddleware(b *testing.B) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer mp.Shutdown(context.Background())
-	m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, _ := newMetrics(b)
 	runBench(b, eventbus.WithMiddleware(m.Middleware()))
 }
 
 // BenchmarkMetricsObserved: the Stats instruments registered (and never collected): the
 // hot path is the bare bus's.
 func BenchmarkMetricsObserved(b *testing.B) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer mp.Shutdown(context.Background())
-	m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, _ := newMetrics(b)
 	bus := eventbus.New()
 	defer bus.Close(context.Background())
 	if _, err := m.Observe(bus); err != nil {
@@ -135,13 +124,7 @@ func BenchmarkMetricsObserved(b *testing.B) {
 // BenchmarkCollect is the cost of one collection of the Stats instruments of a bus with
 // 10 topics of 2 subscriptions each: ns/op per collection, paid by the reader's goroutine.
 func BenchmarkCollect(b *testing.B) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, reader := newMetrics(b)
 	bus := eventbus.New()
 	defer bus.Close(context.Background())
 	if _, err := m.Observe(bus); err != nil {
@@ -219,11 +202,6 @@ func BenchmarkInstrumentSpansSampled(b *testing.B) { benchSpans(b, sdktrace.Alwa
 func BenchmarkInstrumentSpansUnsampled(b *testing.B) { benchSpans(b, sdktrace.NeverSample()) }
 
 func BenchmarkInstrumentProcessDuration(b *testing.B) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer mp.Shutdown(context.Background())
-	m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, _ := newMetrics(b)
 	benchInstrument(b, func(next eventbus.PublishFunc) eventbus.PublishFunc { return next }, m.Middleware())
 }

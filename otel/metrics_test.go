@@ -110,12 +110,16 @@ func subscription(topic, name string) map[string]string {
 	}
 }
 
-// newMeter returns a meter provider read by hand.
-func newMeter(t *testing.T) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader) {
+// newMetrics returns a Metrics over a meter provider read by hand, with its reader.
+func newMetrics(tb testing.TB) (*eventbusotel.Metrics, *sdkmetric.ManualReader) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	return mp, reader
+	tb.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m, reader
 }
 
 // TestMetricsAfterAKnownWorkload: after 64 events to a subscriber that handles each in 1ms
@@ -123,11 +127,7 @@ func newMeter(t *testing.T) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader) 
 // workload implies, with its semantic-convention name, kind, unit and attributes.
 func TestMetricsAfterAKnownWorkload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp, reader := newMeter(t)
-		m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, reader := newMetrics(t)
 		b := eventbus.New(eventbus.WithMiddleware(m.Middleware()), eventbus.WithDeadLetter(eventbus.DiscardDeadLetters))
 		defer closeBus(t, b)
 		reg, err := m.Observe(b)
@@ -244,11 +244,7 @@ func TestMetricsAfterAKnownWorkload(t *testing.T) {
 // held by a stalled handler, and an open circuit.
 func TestMetricsInFlightQueuedAndCircuit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp, reader := newMeter(t)
-		m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, reader := newMetrics(t)
 		b := eventbus.New(eventbus.WithDeadLetter(eventbus.DiscardDeadLetters))
 		if _, err := m.Observe(b); err != nil {
 			t.Fatal(err)
@@ -320,11 +316,7 @@ func TestObserveNilBus(t *testing.T) {
 // their error.type.
 func TestProcessDurationOfFailedAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp, reader := newMeter(t)
-		m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, reader := newMetrics(t)
 		b := eventbus.New(eventbus.WithMiddleware(m.Middleware()), eventbus.WithDeadLetter(eventbus.DiscardDeadLetters))
 		once := eventbus.WithRetry(eventbus.RetryPolicy{MaxAttempts: 1})
 		mustSubscribe(t, b, orderPlaced, "panics", func(context.Context, eventbus.Event[order]) error {
@@ -360,11 +352,7 @@ func TestProcessDurationOfFailedAttempts(t *testing.T) {
 // in the one minute that Stats keeps.
 func TestLatencyQuantiles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp, reader := newMeter(t)
-		m, err := eventbusotel.NewMetrics(eventbusotel.WithMeterProvider(mp))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, reader := newMetrics(t)
 		b := eventbus.New()
 		defer closeBus(t, b)
 		if _, err := m.Observe(b); err != nil {
