@@ -69,8 +69,10 @@ func sendPublication(ctx context.Context, p *Publication) error {
 	return p.send.send(ctx, p)
 }
 
-// pendingPublish is what a Publish through middleware still has to do.
+// pendingPublish is what a Publish through middleware still has to do, and the
+// Publication that middleware sees, in one allocation.
 type pendingPublish[T any] struct {
+	p       Publication
 	b       *Bus
 	ts      *topicState[T]
 	topic   string
@@ -95,7 +97,8 @@ func publishThrough[T any](ctx context.Context, b *Bus, topic string, ts *topicS
 	q := &pendingPublish[T]{b: b, ts: ts, topic: topic, payload: payload, pc: *pc}
 	q.pc.nanos, q.pc.rnd = b.stamp()
 	q.pc.stamped = true
-	p := &Publication{
+	p := &q.p
+	*p = Publication{
 		ID:       q.pc.id,
 		Type:     topic,
 		Source:   b.source,

@@ -104,3 +104,16 @@ func TestWithPublishMiddlewareRejectsNil(t *testing.T) {
 	}()
 	WithPublishMiddleware(nil)
 }
+
+// TestPublishMiddlewareAllocations: a Publish through middleware allocates its Publication
+// and the Metadata map the middleware may add to, and nothing else.
+func TestPublishMiddlewareAllocations(t *testing.T) {
+	pass := func(next PublishFunc) PublishFunc { return next }
+	b := New(WithPublishMiddleware(pass))
+	mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error { return nil })
+	allocs := testing.AllocsPerRun(2000, func() { mustPublish(t, b, orders, order{ID: "x"}) })
+	closeBus(t, b)
+	if allocs > 2 {
+		t.Errorf("%.1f allocations per Publish through middleware; want at most 2", allocs)
+	}
+}
