@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
@@ -309,4 +310,64 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 	}
 	close(release)
 	closeBus(t, b)
+}
+
+func TestSubscriberRequired(t *testing.T) {
+	b := New()
+	lonely := NewTopic[order]("nobody.listens")
+	ctx := context.Background()
+	for _, opts := range [][]PublishOption{{WithSubscriberRequired()}, {WithSubscriberRequired(), WithWait()}} {
+		if err := Publish(ctx, b, lonely, order{}, opts...); !errors.Is(err, ErrNoSubscribers) {
+			t.Errorf("Publish(%d options) to a topic without subscribers = %v; want ErrNoSubscribers", len(opts), err)
+		}
+	}
+	if err := Publish(ctx, b, lonely, order{}); err != nil {
+		t.Errorf("Publish without WithSubscriberRequired = %v; want nil", err)
+	}
+	handled := make(chan struct{}, 1)
+	sub := mustSubscribe(t, b, lonely, "s", func(context.Context, Event[order]) error { handled <- struct{}{}; return nil })
+	if err := Publish(ctx, b, lonely, order{}, WithSubscriberRequired()); err != nil {
+		t.Errorf("Publish with a subscriber = %v; want nil", err)
+	}
+	<-handled
+	if err := sub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Publish(ctx, b, lonely, order{}, WithSubscriberRequired(), WithWait()); !errors.Is(err, ErrNoSubscribers) {
+		t.Errorf("Publish after the last subscriber left = %v; want ErrNoSubscribers", err)
+	}
+	closeBus(t, b)
+	for _, ts := range b.Stats().Topics {
+		if ts.Published != 1 {
+			t.Errorf("topic %s: %d published; want only the one a subscriber accepted", ts.Name, ts.Published)
+		}
+	}
+}
+
+// TestSubscriberRequiredWhenTheLastLeavesMidPublish: a publisher waiting for room in the
+// only subscriber learns that the event went nowhere when that subscriber is removed.
+func TestSubscriberRequiredWhenTheLastLeavesMidPublish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithDeadLetter(DiscardDeadLetters))
+		gate := make(chan struct{})
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			<-gate
+			return nil
+		}, WithBuffer(1), WithConcurrency(1))
+		mustPublish(t, b, orders, order{})
+		result := make(chan error, 1)
+		go func() { result <- Publish(context.Background(), b, orders, order{}, WithSubscriberRequired()) }()
+		synctest.Wait() // the publisher waits for room
+		closed := make(chan error, 1)
+		go func() { closed <- sub.Close(context.Background()) }()
+		synctest.Wait()
+		close(gate)
+		if err := <-result; !errors.Is(err, ErrNoSubscribers) {
+			t.Errorf("Publish while the only subscriber left = %v; want ErrNoSubscribers", err)
+		}
+		if err := <-closed; err != nil {
+			t.Errorf("Subscription.Close() = %v", err)
+		}
+		closeBus(t, b)
+	})
 }

@@ -11,6 +11,10 @@ import (
 // subscription stopped before the event could be handled: test for it with errors.Is.
 var ErrClosed = errors.New("eventbus: closed")
 
+// ErrNoSubscribers is returned by [Publish], given [WithSubscriberRequired], for an event
+// that no subscriber accepted: the topic had none, or every one was removed meanwhile.
+var ErrNoSubscribers = errors.New("eventbus: no subscribers")
+
 // errZeroTopic is returned by Publish and Subscribe for a Topic that was not made by NewTopic.
 var errZeroTopic = errors.New("eventbus: zero Topic: make topics with NewTopic")
 

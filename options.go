@@ -162,6 +162,7 @@ const (
 	fieldID
 	fieldTime
 	fieldSource
+	fieldRequired
 )
 
 // WithKey sets the event's ordering key. For each subscriber, events with the same
@@ -191,6 +192,13 @@ func WithID(id uuid.UUID) PublishOption { return PublishOption{set: fieldID, id:
 // means "now".
 func WithTime(t time.Time) PublishOption { return PublishOption{set: fieldTime, time: t} }
 
+// WithSubscriberRequired makes [Publish] return [ErrNoSubscribers] when the topic has no
+// subscriber to accept the event (none subscribed, or every one was removed while Publish
+// ran), instead of dropping it and returning nil: for bridges and other publishers that
+// must not consider an event delivered that went nowhere, like a message published as
+// mandatory in AMQP.
+func WithSubscriberRequired() PublishOption { return PublishOption{set: fieldRequired} }
+
 // WithEventSource sets the event's Source instead of the bus's (see [WithSource]), as when
 // re-publishing an event that came from a broker. The empty string means "the bus's".
 func WithEventSource(source string) PublishOption {
@@ -199,12 +207,13 @@ func WithEventSource(source string) PublishOption {
 
 // publishConfig is the merged result of a Publish call's options.
 type publishConfig struct {
-	key    string
-	source string
-	md     Metadata
-	id     uuid.UUID
-	time   time.Time
-	wait   bool
+	key      string
+	source   string
+	md       Metadata
+	id       uuid.UUID
+	time     time.Time
+	wait     bool
+	required bool // see WithSubscriberRequired
 
 	// Set by publish middleware (see publishThrough): the envelope's time and random bits
 	// were drawn already, and md is a copy the publish owns.
@@ -212,6 +221,14 @@ type publishConfig struct {
 	ownMD   bool
 	nanos   int64
 	rnd     uint64
+}
+
+// noSubscribers is Publish's result for an event that no subscriber accepted.
+func (c *publishConfig) noSubscribers() error {
+	if c.required {
+		return ErrNoSubscribers
+	}
+	return nil
 }
 
 // stamp returns the time and random bits of the event's envelope: those drawn for publish
@@ -253,6 +270,8 @@ func (c *publishConfig) apply(opts []PublishOption) {
 			c.time = o.time
 		case fieldSource:
 			c.source = o.key
+		case fieldRequired:
+			c.required = true
 		}
 	}
 }

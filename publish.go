@@ -12,7 +12,8 @@ import (
 //
 // Publish returns once each subscriber has accepted the event into its buffer; the
 // handlers run later on the subscribers' workers (unless [WithWait] is given). A topic
-// without subscribers accepts and drops the event and returns nil.
+// without subscribers accepts and drops the event and returns nil, unless
+// [WithSubscriberRequired] is given.
 //
 // Backpressure: while a subscriber's buffer is full, Publish blocks until there is room or
 // ctx ends; then it returns ctx.Err(). A fan-out is all or nothing: Publish first reserves
@@ -30,7 +31,8 @@ import (
 //
 // Publish returns [ErrClosed] once [Bus.Close] has begun (handlers may still publish with
 // their ctx while Close drains), and an error for a zero Topic or a topic whose
-// subscribers take another payload type.
+// subscribers take another payload type. With [WithSubscriberRequired], it returns
+// [ErrNoSubscribers] if no subscriber accepted the event.
 func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...PublishOption) error {
 	if t.name == "" {
 		return errZeroTopic
@@ -57,11 +59,11 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 // subscribers of ts (nil if the topic never had one).
 func publishTo[T any](ctx context.Context, b *Bus, ts *topicState[T], topic string, payload T, pc *publishConfig) error {
 	if ts == nil {
-		return nil
+		return pc.noSubscribers()
 	}
 	subs := *ts.subs.Load()
 	if len(subs) == 0 {
-		return nil
+		return pc.noSubscribers()
 	}
 	// The common case, one subscriber with room, writes the event's record into its intake.
 	if len(subs) > 1 || !pc.compact() || !subs[0].enqueueInPlace(b, payload, pc) {
@@ -77,6 +79,9 @@ func publishTo[T any](ctx context.Context, b *Bus, ts *topicState[T], topic stri
 			o.wait = newWaiter(len(subs))
 		}
 		if err := deliver(ctx, subs, &o); err != nil {
+			if err == errGone { // every subscriber was removed meanwhile
+				return pc.noSubscribers()
+			}
 			return err
 		}
 		if o.wait != nil {
@@ -116,7 +121,8 @@ func (o *outgoing[T]) envelope(s *subscription[T]) (ev Event[T]) {
 	return ev
 }
 
-// deliver hands o to every subscription in subs, all or nothing; see Publish.
+// deliver hands o to every subscription in subs, all or nothing; see Publish. It returns
+// errGone if every subscription was removed before it could accept o.
 func deliver[T any](ctx context.Context, subs []*subscription[T], o *outgoing[T]) error {
 	w := o.wait
 	if len(subs) == 1 {
@@ -125,7 +131,7 @@ func deliver[T any](ctx context.Context, subs []*subscription[T], o *outgoing[T]
 			if w != nil {
 				w.add(-1, nil)
 			}
-			return nil
+			return errGone
 		}
 		return err
 	}
@@ -160,6 +166,9 @@ func deliver[T any](ctx context.Context, subs []*subscription[T], o *outgoing[T]
 	}
 	if w != nil && skipped > 0 {
 		w.add(-skipped, nil)
+	}
+	if skipped == len(subs) {
+		return errGone
 	}
 	for i, s := range subs {
 		if state[i] != reserveGone {
