@@ -44,6 +44,7 @@ type subscription[T any] struct {
 	flights      []inflight // per worker: keyed events running straight from the intake
 	inflightKeys int        // live entries in flights
 	keySeed      uint64     // of keyHash
+	plain        bool       // no handler timeout and no middleware: runFrom calls the handler itself
 }
 
 type slot[T any] struct {
@@ -89,6 +90,7 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 	s.retry = cfg.retry
 	s.deadLetter = cfg.deadLetter
 	s.timeout = cfg.timeout
+	s.plain = s.timeout == 0 && s.chain == nil
 	if cfg.dedupWindow > 0 {
 		s.dedup = newDedupSet(cfg.dedupWindow, cfg.dedupMax)
 	}
@@ -537,7 +539,11 @@ func (s *subscription[T]) runFrom(ctx context.Context, wb *workBatch[T], j, n in
 				wb.sample, wb.sampled = wb.sampleEnd.Sub(start), true
 				continue
 			}
-			wb.err[j] = s.attempt(ctx, wb, j, d)
+			if s.plain {
+				wb.err[j] = s.handler(ctx, wb.ev[j])
+			} else {
+				wb.err[j] = s.attempt(ctx, wb, j, d)
+			}
 		}
 	}
 	return n
