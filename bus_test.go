@@ -371,3 +371,19 @@ func TestSubscriberRequiredWhenTheLastLeavesMidPublish(t *testing.T) {
 		closeBus(t, b)
 	})
 }
+
+// TestCachedStampsMatch: a worker reuses the time fields of the previous record when the
+// publish time repeats; the envelope must be the one computed afresh.
+func TestCachedStampsMatch(t *testing.T) {
+	var c stampCache
+	base := time.Now().UnixNano()
+	for i := range 1000 {
+		r := record[order]{nanos: base + int64(i/10)*int64(tick), rnd: rand.Uint64(), key: "k"}
+		var fresh, cached Event[order]
+		r.event(&fresh, "t", "src")
+		r.eventCached(&cached, "t", "src", &c)
+		if fresh.ID != cached.ID || fresh.Time != cached.Time || fresh.Key != cached.Key {
+			t.Fatalf("record %d: cached envelope %v %v; want %v %v", i, cached.ID, cached.Time, fresh.ID, fresh.Time)
+		}
+	}
+}

@@ -398,6 +398,7 @@ type workBatch[T any] struct {
 	attempt [maxBatch]int32 // the attempt about to run, from 1
 	err     [maxBatch]error
 	used    int // positions of ev that may hold an event since the worker last went idle
+	stamps  stampCache
 
 	// One attempt in latencySampleEvery is timed (at most one per batch, as the batch is
 	// smaller); the sample is recorded with the batch's outcomes.
@@ -445,7 +446,7 @@ func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
 			return s.takenLocked(wb, n)
 		case n < want && (r.key == "" || s.claimKeyLocked(r.key, f, n)):
 			wb.slot[n], wb.attempt[n] = -1, 1
-			r.event(&wb.ev[n], s.topic, s.source)
+			r.eventCached(&wb.ev[n], s.topic, s.source, &wb.stamps)
 			n++
 		default:
 			var ev Event[T]

@@ -40,19 +40,51 @@ func (r *record[T]) event(ev *Event[T], topic, source string) {
 	ev.Metadata = r.md
 }
 
+// stampCache remembers the time fields of the last record a worker turned into an event:
+// the bus clock ticks every 100µs, so most records share their publish time with the one
+// before, and their Time and the time half of their ID need not be computed again.
+type stampCache struct {
+	nanos int64
+	time  time.Time
+	hi    uint64 // the first 8 bytes of the ID, big-endian: milliseconds, version, fraction
+}
+
+// eventCached fills *ev like r.event, with the time fields from c when r shares its time.
+func (r *record[T]) eventCached(ev *Event[T], topic, source string, c *stampCache) {
+	if r.nanos != c.nanos || c.time.IsZero() {
+		c.nanos, c.time, c.hi = r.nanos, time.Unix(0, r.nanos), idTime(r.nanos)
+	}
+	binary.BigEndian.PutUint64(ev.ID[0:8], c.hi)
+	binary.BigEndian.PutUint64(ev.ID[8:16], idRand(r.rnd))
+	ev.Type = topic
+	ev.Source = source
+	ev.Time = c.time
+	ev.Key = r.key
+	ev.Payload = r.payload
+	ev.Metadata = r.md
+}
+
 // idFrom returns the UUIDv7 of an event published at nanos (Unix nanoseconds) with random
 // bits rnd, per RFC 9562: 48 bits of Unix milliseconds, then 12 bits of sub-millisecond
 // fraction (the "increased clock precision" method, so IDs made about 250 ns apart sort in
 // time order), then 62 of the random bits. rnd comes from the runtime's per-thread
 // generator, so making an ID takes no lock and no system call.
 func idFrom(nanos int64, rnd uint64) uuid.UUID {
-	ms := uint64(nanos / 1e6)
-	frac := uint64(nanos%1e6) * 4096 / 1e6 // 0..4095
 	var id uuid.UUID
-	binary.BigEndian.PutUint64(id[0:8], ms<<16|0x7000|frac)
-	binary.BigEndian.PutUint64(id[8:16], rnd&(1<<62-1)|1<<63)
+	binary.BigEndian.PutUint64(id[0:8], idTime(nanos))
+	binary.BigEndian.PutUint64(id[8:16], idRand(rnd))
 	return id
 }
+
+// idTime is the first half of the UUIDv7 of an event published at nanos.
+func idTime(nanos int64) uint64 {
+	ms := uint64(nanos / 1e6)
+	frac := uint64(nanos%1e6) * 4096 / 1e6 // 0..4095
+	return ms<<16 | 0x7000 | frac
+}
+
+// idRand is the second half of a UUIDv7 with random bits rnd: the variant, then 62 bits.
+func idRand(rnd uint64) uint64 { return rnd&(1<<62-1) | 1<<63 }
 
 // intakeCell is one cell of a subscription's intake ring (Vyukov's bounded queue). A
 // publisher that claimed position pos waits for seq == pos, fills the cell and sets seq =
