@@ -1,7 +1,6 @@
 package cloudevents
 
 import (
-	"encoding/json"
 	"fmt"
 	"iter"
 	"maps"
@@ -60,7 +59,7 @@ func (e *Event) WriteBinary(b Binding, set func(name, value string)) ([]byte, er
 // otherwise. header yields each header's name and values, as maps.All does for a NATS or
 // HTTP header map; names are matched without regard to case, and other headers are
 // ignored. In binary mode, a header given twice, or an extension under an invalid name,
-// is an error; data of a JSON media type must be valid JSON. The errors and limits are
+// is an error; data of a JSON media type must be valid JSON in UTF-8. The errors and limits are
 // those of [Decoder.Structured]. It never panics.
 func (d Decoder) Message(b Binding, header iter.Seq2[string, []string], body []byte) (Event, error) {
 	if b.Prefix == "" || b.ContentType == "" {
@@ -121,7 +120,7 @@ func (d Decoder) Message(b Binding, header iter.Seq2[string, []string], body []b
 	}
 	if len(body) > 0 {
 		ev.Data = body
-		if ev.DataContentType != "" && isJSON(ev.DataContentType) && !json.Valid(body) {
+		if ev.DataContentType != "" && isJSON(ev.DataContentType) && !validJSON(body) {
 			return Event{}, malformed(memberData, "not valid JSON, though datacontenttype is "+ev.DataContentType)
 		}
 	}

@@ -249,6 +249,7 @@ func TestMessageRejects(t *testing.T) {
 		{"bad percent-encoding", func(h map[string][]string) { h["ce-source"] = []string{"a%zz"} }, `{}`, cloudevents.ErrMalformed, "source"},
 		{"bad extension name", func(h map[string][]string) { h["ce-trace_id"] = []string{"x"} }, `{}`, cloudevents.ErrInvalid, "trace_id"},
 		{"oversized data", nil, `"` + strings.Repeat("x", 2000) + `"`, cloudevents.ErrTooLarge, ""},
+		{"JSON data not in UTF-8", nil, "{\"\xdb\":0}", cloudevents.ErrMalformed, "data"},
 		{"malformed structured", func(h map[string][]string) { h["content-type"] = []string{cloudevents.ContentTypeStructured} }, `{"id"`, cloudevents.ErrMalformed, "id"},
 		{"structured, not JSON", func(h map[string][]string) { h["content-type"] = []string{"application/cloudevents+avro"} }, `{}`, cloudevents.ErrMalformed, "datacontenttype"},
 	}
@@ -279,6 +280,28 @@ func TestHeaderPercentEncoding(t *testing.T) {
 	back, err := cloudevents.Decoder{}.Message(cloudevents.NATS, maps.All(h), body)
 	if err != nil || !sameEvent(e, back) {
 		t.Errorf("Message() = %+v, %v; want %+v", back, err, e)
+	}
+}
+
+// Data that encoding/json calls valid but that is not UTF-8 cannot be embedded in a
+// structured event (a UTF-8 document): MarshalJSON writes it as base64, and it comes back
+// as it was. (Found by FuzzMessage: the event was written, then not read back.)
+func TestJSONDataNotUTF8(t *testing.T) {
+	e := cloudevents.Event{ID: "1", Source: "s", Type: "t", Data: []byte("{\"\xdb\":0}")}
+	data, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatalf("MarshalJSON() = %v", err)
+	}
+	if want := `"data_base64":"eyLbIjowfQ=="`; !strings.Contains(string(data), want) {
+		t.Errorf("MarshalJSON() = %s; want the data as %s", data, want)
+	}
+	back, err := cloudevents.Decoder{}.Structured(data)
+	if err != nil || !sameEvent(e, back) {
+		t.Errorf("Structured(%s) = %+v, %v; want %+v", data, back, err, e)
+	}
+	e.DataContentType = cloudevents.ContentTypeJSON
+	if err := e.Validate(); !errors.Is(err, cloudevents.ErrInvalid) {
+		t.Errorf("Validate() of application/json data not in UTF-8 = %v; want ErrInvalid", err)
 	}
 }
 

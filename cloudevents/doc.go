@@ -30,7 +30,8 @@
 // Structured mode puts the whole event in one JSON document (media type
 // application/cloudevents+json): [Event.MarshalJSON] writes it, [Decoder.Structured]
 // reads it. Data of a JSON media type is embedded as JSON ("data"); other data, a []byte
-// payload included, is base64 ("data_base64").
+// payload included, is base64 ("data_base64"), and so is JSON that is not valid UTF-8,
+// which a JSON document cannot hold as it is.
 //
 // Binary mode puts the attributes in the broker's message headers and the data, as is,
 // in its body: [Event.WriteBinary] and [Decoder.Message]. A [Binding] names the header

@@ -19,9 +19,9 @@ const ContentTypeStructured = "application/cloudevents+json"
 
 // MarshalJSON writes e in the JSON event format (structured mode): the context
 // attributes, then the extensions sorted by name, then the data, embedded as JSON
-// ("data") when DataContentType is a JSON media type (or absent) and Data is valid JSON
-// with no white space around it (and not null), and as base64 ("data_base64") otherwise. It returns an [*Error] if e is not valid (see
-// [Event.Validate]).
+// ("data") when DataContentType is a JSON media type (or absent) and Data is valid JSON in
+// UTF-8 with no white space around it (and not null), and as base64 ("data_base64")
+// otherwise. It returns an [*Error] if e is not valid (see [Event.Validate]).
 func (e *Event) MarshalJSON() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
@@ -60,12 +60,12 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 }
 
 // embedsJSON reports whether data goes into structured mode as JSON ("data") rather than
-// base64: if its media type is JSON (or absent) and it is valid JSON without white space
-// around it, which a decoder would not keep, and not null, which a decoder reads as no
-// data.
+// base64: if its media type is JSON (or absent) and it is valid JSON in UTF-8 (the
+// document must be UTF-8) without white space around it, which a decoder would not keep,
+// and not null, which a decoder reads as no data.
 func embedsJSON(ct string, data []byte) bool {
 	return isJSON(ct) && len(data) > 0 && len(bytes.TrimSpace(data)) == len(data) &&
-		string(data) != "null" && json.Valid(data)
+		string(data) != "null" && validJSON(data)
 }
 
 // UnmarshalJSON reads e from the JSON event format with the limits of the zero [Decoder];
