@@ -28,7 +28,7 @@ var (
 // type header instead), with values percent-encoded as the HTTP binding requires, and
 // returns the body: e.Data, not copied. It returns an [*Error] if e is not valid (see
 // [Event.Validate]), before calling set.
-func (e *Event) WriteBinary(b Binding, set func(name, value string)) ([]byte, error) {
+func (e Event) WriteBinary(b Binding, set func(name, value string)) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}

@@ -56,6 +56,30 @@ func TestStructuredOutput(t *testing.T) {
 	}
 }
 
+// An Event marshals to the JSON event format as a value too, not only through a pointer:
+// inside a map, a slice or a struct field, or passed to json.Marshal as it is.
+func TestMarshalValue(t *testing.T) {
+	e, err := cloudevents.FromEvent(sampleOrder())
+	if err != nil {
+		t.Fatalf("FromEvent() = %v", err)
+	}
+	want, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatalf("MarshalJSON() = %v", err)
+	}
+	got, err := json.Marshal(e)
+	if err != nil || string(got) != string(want) {
+		t.Errorf("json.Marshal(value) = %s, %v; want %s", got, err, want)
+	}
+	got, err = json.Marshal(map[string]cloudevents.Event{"e": e})
+	if err != nil || string(got) != `{"e":`+string(want)+`}` {
+		t.Errorf("json.Marshal(map of values) = %s, %v; want {\"e\":%s}", got, err, want)
+	}
+	if _, err := json.Marshal(cloudevents.Event{}); !errors.Is(err, cloudevents.ErrInvalid) {
+		t.Errorf("json.Marshal(zero Event) = %v; want ErrInvalid, not a Go struct dump", err)
+	}
+}
+
 func TestEnvelopeRoundTrip(t *testing.T) {
 	in := sampleOrder()
 	in.Time = time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("CET", 3600)) // any zone: the instant survives

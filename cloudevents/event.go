@@ -104,7 +104,7 @@ func checkString(attr, s string) error {
 // string valid UTF-8 without control characters, Source a URI reference, DataSchema an
 // absolute URI, Time within years 0 to 9999, DataContentType a media type, extension
 // names valid, and Data valid JSON (in UTF-8) when DataContentType is a JSON media type.
-func (e *Event) Validate() error {
+func (e Event) Validate() error {
 	for _, a := range [...]struct{ name, value string }{
 		{attrID, e.ID}, {attrSource, e.Source}, {attrType, e.Type},
 	} {

@@ -21,8 +21,10 @@ const ContentTypeStructured = "application/cloudevents+json"
 // attributes, then the extensions sorted by name, then the data, embedded as JSON
 // ("data") when DataContentType is a JSON media type (or absent) and Data is valid JSON in
 // UTF-8 with no white space around it (and not null), and as base64 ("data_base64")
-// otherwise. It returns an [*Error] if e is not valid (see [Event.Validate]).
-func (e *Event) MarshalJSON() ([]byte, error) {
+// otherwise. It returns an [*Error] if e is not valid (see [Event.Validate]). Its
+// receiver is a value, so encoding/json uses it for an Event held by value too (in a map,
+// a slice or a field), not only through a pointer.
+func (e Event) MarshalJSON() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
