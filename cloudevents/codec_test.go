@@ -163,6 +163,10 @@ func TestFromEventRejects(t *testing.T) {
 		{name: "control character in value", md: eventbus.Metadata{"tenant": "a\nb"}, attr: "tenant"},
 		{name: "invalid UTF-8", md: eventbus.Metadata{"tenant": "\xff"}, attr: "tenant"},
 		{name: "relative dataschema", md: eventbus.Metadata{"dataschema": "schemas/order"}, attr: "dataschema"},
+		// CloudEvents has no empty subject or dataschema: dropping the entry would change
+		// the envelope on its way back.
+		{name: "empty subject", md: eventbus.Metadata{"subject": ""}, attr: "subject"},
+		{name: "empty dataschema", md: eventbus.Metadata{"dataschema": "", "tenant": ""}, attr: "dataschema"},
 		{name: "empty source", edit: func(ev *eventbus.Event[order]) { ev.Source = "" }, attr: "source"},
 		{name: "nil ID", edit: func(ev *eventbus.Event[order]) { ev.ID = uuid.Nil }, attr: "id"},
 		{name: "year 10000", edit: func(ev *eventbus.Event[order]) { ev.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, attr: "time"},

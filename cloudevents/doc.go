@@ -14,7 +14,7 @@
 //	Time             time (RFC 3339, UTC, nanoseconds)
 //	Key              the partitionkey extension (CloudEvents' Partitioning extension)
 //	Metadata         extensions, one per entry; "subject" and "dataschema" become those
-//	                 optional attributes
+//	                 optional attributes (and must not be empty)
 //	Payload          data: JSON (datacontenttype application/json), or, for a []byte
 //	                 payload, the bytes as they are (application/octet-stream)
 //	                 specversion is always 1.0
