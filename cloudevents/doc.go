@@ -35,10 +35,12 @@
 //
 // Binary mode puts the attributes in the broker's message headers and the data, as is,
 // in its body: [Event.WriteBinary] and [Decoder.Message]. A [Binding] names the header
-// prefix of the broker: "ce-" for NATS ([NATS]), "ce_" for Kafka ([Kafka]),
-// "cloudEvents:" for AMQP ([AMQP]). Header values are percent-encoded as the HTTP binding
-// requires. Decoder.Message also accepts a structured message, told apart by its
-// content type.
+// prefix of the broker and whether its header values are percent-encoded: "ce-" and
+// percent-encoded values, as the HTTP binding requires, for NATS ([NATS]); "ce_" for
+// Kafka ([Kafka]) and "cloudEvents:" for AMQP ([AMQP]), values as UTF-8. Binary mode on
+// NATS is the draft of the NATS binding (1.0.3), which sdk-go implements too; the
+// published binding (1.0.2) defines only structured mode. Decoder.Message also accepts a
+// structured message, told apart by its content type.
 //
 // # Decoding untrusted input
 //
