@@ -62,10 +62,7 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		decoder:  cloudevents.Decoder{MaxSize: cfg.MaxEventBytes},
 		closed:   make(chan struct{}),
 	}
-	br.maxAttempts = cfg.Retry.MaxAttempts
-	if br.maxAttempts == 0 {
-		br.maxAttempts = 3 // the default of eventbus.RetryPolicy
-	}
+	br.maxAttempts = cfg.Retry.MaxAttempts // set by withDefaults
 	forwarded := map[string]bool{}
 	var received []string
 	for _, r := range routes {

@@ -65,12 +65,16 @@ type Config struct {
 	AckWait time.Duration
 	// Retry is the broker-level retry policy of received events: its MaxAttempts counts
 	// deliveries by the server, and a failed delivery is redelivered after Backoff of its
-	// delivery count (NakWithDelay). Default: 5 attempts, 1s, doubling, capped at 1 min.
+	// delivery count (NakWithDelay). Each zero field takes its default: MaxAttempts 5,
+	// InitialBackoff 1s, MaxBackoff 1 min, then the bus's Multiplier 2 and Jitter 0.2
+	// (an InitialBackoff above 1 min raises the cap to it; a MaxBackoff below 1s lowers
+	// the first backoff to it).
 	Retry eventbus.RetryPolicy
 
 	// PublishRetry is the retry policy of the local subscription that forwards events:
 	// a publish that JetStream did not acknowledge (broker down, timeout) is retried by
-	// it, then dead-lettered. Default: 20 attempts, 100ms, doubling, capped at 5s, which
+	// it, then dead-lettered. Each zero field takes its default, as for Retry:
+	// MaxAttempts 20, InitialBackoff 100ms, MaxBackoff 5s, Multiplier 2, Jitter 0.2, which
 	// rides out about a minute and a half of outage.
 	PublishRetry eventbus.RetryPolicy
 	// PublishTimeout bounds one publish, from sending to JetStream's ack; default 5s.
@@ -119,12 +123,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
-	if c.Retry == (eventbus.RetryPolicy{}) {
-		c.Retry = eventbus.RetryPolicy{MaxAttempts: 5, InitialBackoff: time.Second, MaxBackoff: time.Minute}
-	}
-	if c.PublishRetry == (eventbus.RetryPolicy{}) {
-		c.PublishRetry = eventbus.RetryPolicy{MaxAttempts: 20, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
-	}
+	c.Retry = retryDefaults(c.Retry, 5, time.Second, time.Minute)
+	c.PublishRetry = retryDefaults(c.PublishRetry, 20, 100*time.Millisecond, 5*time.Second)
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
 	}
@@ -165,6 +165,27 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("natsbridge: Group %q is not a valid consumer name", c.Group)
 	}
 	return c, nil
+}
+
+// retryDefaults gives the zero MaxAttempts, InitialBackoff and MaxBackoff of p the
+// bridge's defaults, field by field, so that a policy that sets only some fields keeps the
+// bridge's scale for the others, not the in-process bus's (100 ms, 10 s). The default
+// backoff is lowered to a MaxBackoff set below it, and the default cap raised to an
+// InitialBackoff set above it. Multiplier and Jitter keep the bus's defaults (2 and 0.2).
+func retryDefaults(p eventbus.RetryPolicy, attempts int, initial, maxBackoff time.Duration) eventbus.RetryPolicy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = attempts
+	}
+	if p.InitialBackoff == 0 {
+		p.InitialBackoff = initial
+		if p.MaxBackoff > 0 {
+			p.InitialBackoff = min(initial, p.MaxBackoff)
+		}
+	}
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = max(maxBackoff, p.InitialBackoff)
+	}
+	return p
 }
 
 // checkSubject returns nil if s is a literal NATS subject: dot-separated tokens, none
