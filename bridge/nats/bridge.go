@@ -274,6 +274,7 @@ type Stats struct {
 	Redelivered        uint64 // of those, deliveries after the first of their event
 	Handled            uint64 // events every local subscriber handled, then acked
 	Retried            uint64 // deliveries that failed and were sent back to be redelivered later
+	NoSubscribers      uint64 // deliveries that found no local subscriber of their topic (each retried, or dead-lettered on the last attempt)
 	DeadLettered       uint64 // events published to the dead-letter subject, then terminated
 	Invalid            uint64 // of those, events that could not be decoded (never given to a handler)
 	DeadLetterFailures uint64 // dead-letter publishes that failed (the event is redelivered instead)
@@ -282,7 +283,7 @@ type Stats struct {
 // counters holds Stats atomically.
 type counters struct {
 	forwarded, forwardDuplicates, forwardFailures, received, redelivered,
-	handled, retried, deadLettered, invalid, deadLetterFailures atomic.Uint64
+	handled, retried, noSubscribers, deadLettered, invalid, deadLetterFailures atomic.Uint64
 }
 
 // Stats returns the bridge's counters.
@@ -292,7 +293,8 @@ func (br *Bridge) Stats() Stats {
 		Forwarded: c.forwarded.Load(), ForwardDuplicates: c.forwardDuplicates.Load(),
 		ForwardFailures: c.forwardFailures.Load(), Received: c.received.Load(),
 		Redelivered: c.redelivered.Load(), Handled: c.handled.Load(), Retried: c.retried.Load(),
-		DeadLettered: c.deadLettered.Load(), Invalid: c.invalid.Load(),
+		NoSubscribers: c.noSubscribers.Load(),
+		DeadLettered:  c.deadLettered.Load(), Invalid: c.invalid.Load(),
 		DeadLetterFailures: c.deadLetterFailures.Load(),
 	}
 }

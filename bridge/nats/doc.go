@@ -6,7 +6,8 @@
 //	// The shop forwards its orders ...
 //	shop, err := natsbridge.Connect(ctx, shopBus, natsbridge.Config{URL: url},
 //		natsbridge.Forward(orderPlaced))
-//	// ... and every warehouse process receives them.
+//	// ... and every warehouse process receives them: subscribe first, then connect.
+//	eventbus.Subscribe(warehouseBus, orderPlaced, "picking", pick)
 //	wh, err := natsbridge.Connect(ctx, warehouseBus, natsbridge.Config{URL: url},
 //		natsbridge.Receive(orderPlaced))
 //	defer wh.Close(ctx)
@@ -36,9 +37,16 @@
 // [Receive] feeds the bus with a topic's events from the stream, through one durable pull
 // consumer per partition ("<Group>-<p>"), shared by every bridge of the same Group, with
 // MaxAckPending 1. Each event is published on the local bus with its ID, time, key,
-// metadata and source, and [eventbus.WithWait]; the bridge then settles the delivery:
+// metadata and source, [eventbus.WithWait] and [eventbus.WithSubscriberRequired]; the
+// bridge then settles the delivery:
 //
-//   - every local subscriber handled it (or the topic has none): ack;
+//   - every local subscriber handled it: ack;
+//   - the topic has no local subscriber (none yet, or the last one just left): not acked,
+//     but NakWithDelay(Config.Retry.Backoff(count)) while the delivery count is below
+//     Config.Retry.MaxAttempts, and on the last attempt dead-lettered as
+//     [ReasonNoSubscribers]. So subscribe before Connect: a bridge connected first
+//     receives the stream's backlog at once, and each event it finds without a
+//     subscriber spends an attempt;
 //   - a subscriber dead-lettered it locally (its own retries ran out), and the delivery
 //     count is below Config.Retry.MaxAttempts: NakWithDelay(Config.Retry.Backoff(count)),
 //     so the server redelivers it after that delay;

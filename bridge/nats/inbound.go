@@ -21,7 +21,7 @@ import (
 // Headers the bridge adds to a dead letter, besides the original message's headers.
 const (
 	HeaderError    = "Eventbus-Error"    // the final error, one line
-	HeaderReason   = "Eventbus-Reason"   // invalid, failed, permanent or undelivered (see the package doc)
+	HeaderReason   = "Eventbus-Reason"   // invalid, failed, permanent, undelivered or nosubscribers (see the package doc)
 	HeaderAttempts = "Eventbus-Attempts" // deliveries made, the last included
 	HeaderSubject  = "Eventbus-Subject"  // the subject the event was received on
 	HeaderSequence = "Eventbus-Sequence" // its sequence number in the stream
@@ -33,6 +33,9 @@ const (
 	ReasonFailed      = "failed"      // a local subscriber failed on every attempt of the retry policy
 	ReasonPermanent   = "permanent"   // a local subscriber returned an eventbus.Permanent error
 	ReasonUndelivered = "undelivered" // delivered more often than the retry policy allows, each time without an outcome
+	// ReasonNoSubscribers: the topic had no local subscriber on any attempt of the retry
+	// policy (eventbus.ErrNoSubscribers); no handler saw the event.
+	ReasonNoSubscribers = "nosubscribers"
 )
 
 // receive runs the fetch loop of partition p: it takes one message at a time from
@@ -121,7 +124,7 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		return true
 	}
 	stop := br.keepAlive(msg)
-	err = in.Publish(ctx, br.bus, eventbus.WithWait())
+	err = in.Publish(ctx, br.bus, eventbus.WithWait(), eventbus.WithSubscriberRequired())
 	stop()
 	switch {
 	case err == nil:
@@ -139,6 +142,19 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		br.settle(msg.Nak(), e.ID)
 		br.stats.retried.Add(1)
 		return !busClosed(err)
+	case errors.Is(err, eventbus.ErrNoSubscribers):
+		// Not acked: a service that connects before it subscribes, or whose last
+		// subscriber just left, gets the event again after the retry policy's delay.
+		br.stats.noSubscribers.Add(1)
+		if attempt >= br.maxAttempts {
+			br.deadLetter(msg, md, ReasonNoSubscribers, fmt.Errorf(
+				"natsbridge: no local subscriber of %s on any of %d deliveries", e.Type, attempt))
+			return true
+		}
+		br.cfg.Logger.Info("natsbridge: no local subscriber; the event will be redelivered",
+			slog.String("type", e.Type), slog.String("id", e.ID), slog.Int("attempt", attempt))
+		br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
+		br.stats.retried.Add(1)
 	case eventbus.IsPermanent(err):
 		br.deadLetter(msg, md, ReasonPermanent, err)
 	case attempt >= br.maxAttempts:
