@@ -275,6 +275,7 @@ type Stats struct {
 	Handled            uint64 // events every local subscriber handled, then acked
 	Retried            uint64 // deliveries that failed and were sent back to be redelivered later
 	NoSubscribers      uint64 // deliveries that found no local subscriber of their topic (each retried, or dead-lettered on the last attempt)
+	UnknownTypes       uint64 // deliveries of a type this bridge does not receive (each retried, or dead-lettered as invalid on the last attempt)
 	DeadLettered       uint64 // events published to the dead-letter subject, then terminated
 	Invalid            uint64 // of those, events that could not be decoded (never given to a handler)
 	DeadLetterFailures uint64 // dead-letter publishes that failed (the event is redelivered instead)
@@ -283,7 +284,7 @@ type Stats struct {
 // counters holds Stats atomically.
 type counters struct {
 	forwarded, forwardDuplicates, forwardFailures, received, redelivered,
-	handled, retried, noSubscribers, deadLettered, invalid, deadLetterFailures atomic.Uint64
+	handled, retried, noSubscribers, unknownTypes, deadLettered, invalid, deadLetterFailures atomic.Uint64
 }
 
 // Stats returns the bridge's counters.
@@ -293,8 +294,8 @@ func (br *Bridge) Stats() Stats {
 		Forwarded: c.forwarded.Load(), ForwardDuplicates: c.forwardDuplicates.Load(),
 		ForwardFailures: c.forwardFailures.Load(), Received: c.received.Load(),
 		Redelivered: c.redelivered.Load(), Handled: c.handled.Load(), Retried: c.retried.Load(),
-		NoSubscribers: c.noSubscribers.Load(),
-		DeadLettered:  c.deadLettered.Load(), Invalid: c.invalid.Load(),
+		NoSubscribers: c.noSubscribers.Load(), UnknownTypes: c.unknownTypes.Load(),
+		DeadLettered: c.deadLettered.Load(), Invalid: c.invalid.Load(),
 		DeadLetterFailures: c.deadLetterFailures.Load(),
 	}
 }

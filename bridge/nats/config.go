@@ -17,7 +17,8 @@ import (
 //
 // Every bridge that shares a stream must agree on SubjectPrefix and Partitions, and every
 // bridge of one Group on the topics it receives and on AckWait: they share the durable
-// consumers, whose configuration the last one to connect writes.
+// consumers, whose configuration the last one to connect writes (see Rolling deploys in
+// the package doc for what happens while they disagree).
 type Config struct {
 	// URL of the NATS server(s), comma-separated; default nats.DefaultURL
 	// (nats://127.0.0.1:4222).

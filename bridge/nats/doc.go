@@ -56,8 +56,11 @@
 //     body plus [HeaderReason], [HeaderError], [HeaderAttempts], [HeaderSubject] and
 //     [HeaderSequence], then terminated;
 //   - it does not decode (not a CloudEvent, malformed JSON, a missing id, a specversion other
-//     than 1.0, over Config.MaxEventBytes, an unknown type, data that does not fit the
-//     payload type): dead-lettered at once as [ReasonInvalid]; no handler sees it;
+//     than 1.0, over Config.MaxEventBytes, data that does not fit the payload type):
+//     dead-lettered at once as [ReasonInvalid]; no handler sees it;
+//   - its type is not one this bridge receives: NakWithDelay like a failure while
+//     attempts remain, so that another bridge of the Group that receives it takes it (see
+//     Rolling deploys), then dead-lettered as [ReasonInvalid];
 //   - it was delivered more often than Config.Retry.MaxAttempts, each time without an
 //     outcome (a bridge crashed while handling it): dead-lettered as [ReasonUndelivered];
 //   - the bridge or the bus is closing: Nak without delay, so another bridge takes it.
@@ -70,6 +73,21 @@
 // JetStream counts deliveries, not failures: a delivery handed back by a closing bridge,
 // or one whose ack was lost, counts as an attempt too. Leave Config.Retry.MaxAttempts some
 // room over the failures you mean to tolerate if bridges restart often.
+//
+// # Rolling deploys
+//
+// The bridges of a Group share its consumers, and the consumers filter on the topics that
+// the last bridge to connect receives. When a new version adds a Receive route, its first
+// bridge widens the filter, and the bridges of the old version then fetch events of the
+// new topic too: they hand them back with the retry policy's delays, until a new bridge
+// takes them. Give Config.Retry room for that: with k bridges sharing the Group, one of
+// them new, each delivery reaches an old one with a chance of about (k-1)/k.
+//
+// The reverse loses events: a bridge that connects with fewer received topics than its
+// Group had narrows the filter, and the consumers then skip, for good, the events of the
+// dropped topics that reach the stream until a bridge widens it again. Do not start a
+// bridge of the old version (a rollback, a restart) while the new one runs; to stop
+// receiving a topic, remove its route from every bridge of the Group.
 //
 // # Two levels of retry
 //

@@ -113,6 +113,19 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 	if err == nil {
 		in, err = br.registry.Decode(e)
 	}
+	if errors.Is(err, cloudevents.ErrUnknownType) {
+		br.stats.unknownTypes.Add(1)
+		if attempt < br.maxAttempts {
+			// Another bridge of the Group may receive this type: the consumers filter on
+			// what the last bridge to connect receives, so during a rolling deploy that
+			// adds a Receive route, older bridges fetch its events. Leave it to them.
+			br.cfg.Logger.Info("natsbridge: event of a type this bridge does not receive; the event will be redelivered",
+				slog.String("type", e.Type), slog.String("id", e.ID), slog.Int("attempt", attempt))
+			br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
+			br.stats.retried.Add(1)
+			return true
+		}
+	}
 	if err != nil {
 		br.deadLetter(msg, md, ReasonInvalid, err)
 		return true
