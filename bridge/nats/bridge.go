@@ -91,6 +91,10 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 	}
 
 	opts := append([]nats.Option{nats.MaxReconnects(-1)}, cfg.Options...)
+	// No reconnect buffer: a publish made while disconnected fails at once. Buffered, a
+	// forward would be sent on reconnect even after its retries ran out and the bus
+	// dead-lettered it: stored and dead-lettered both.
+	opts = append(opts, nats.ReconnectBufSize(-1))
 	if br.nc, err = nats.Connect(cfg.URL, opts...); err != nil {
 		return nil, fmt.Errorf("natsbridge: connect to %s: %w", cfg.URL, err)
 	}

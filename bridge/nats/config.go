@@ -27,7 +27,10 @@ type Config struct {
 	// nats.UserInfo, nats.Token, nats.Nkey), TLS (nats.Secure, nats.RootCAs,
 	// nats.ClientCert), reconnection (nats.MaxReconnects, nats.ReconnectWait), a name.
 	// The bridge adds nats.MaxReconnects(-1) first, so that it reconnects forever unless
-	// an option says otherwise.
+	// an option says otherwise, and nats.ReconnectBufSize(-1) last, which no option
+	// overrides: a publish or an ack made while the connection is down fails at once,
+	// instead of waiting in the client's buffer to be sent on reconnect, where a forward
+	// that its retries had meanwhile dead-lettered would be stored after all.
 	Options []nats.Option
 
 	// Stream is the JetStream stream's name; default "EVENTBUS". If it does not exist,
@@ -75,10 +78,17 @@ type Config struct {
 	// PublishRetry is the retry policy of the local subscription that forwards events:
 	// a publish that JetStream did not acknowledge (broker down, timeout) is retried by
 	// it, then dead-lettered. Each zero field takes its default, as for Retry:
-	// MaxAttempts 20, InitialBackoff 100ms, MaxBackoff 5s, Multiplier 2, Jitter 0.2, which
-	// rides out about a minute and a half of outage.
+	// MaxAttempts 20, InitialBackoff 100ms, MaxBackoff 5s, Multiplier 2, Jitter 0.2.
+	//
+	// The outage it rides out is the sum of its waits: 71.3s for the default (57s to
+	// 71.3s with jitter), since an attempt made while the client knows it is disconnected
+	// fails at once. An attempt that reaches no answer (a server that hangs, a connection
+	// not yet known to be dead) waits PublishTimeout instead: up to 20 × 5s more. Keep the
+	// whole schedule within the stream's Duplicates window, so that a forward retried
+	// after a lost ack is stored once.
 	PublishRetry eventbus.RetryPolicy
-	// PublishTimeout bounds one publish, from sending to JetStream's ack; default 5s.
+	// PublishTimeout bounds one publish, from sending to JetStream's ack (forwards and
+	// dead letters), and one wait for the server to confirm an ack; default 5s.
 	PublishTimeout time.Duration
 	// PublishConcurrency is the forwarding subscription's concurrency (see
 	// eventbus.WithConcurrency): events of different keys forwarded at once; default 64.

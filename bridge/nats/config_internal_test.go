@@ -55,3 +55,27 @@ func TestRetryPolicyDefaultsPerField(t *testing.T) {
 		})
 	}
 }
+
+// The outage the default PublishRetry rides out, as the docs state it: the waits between
+// its 20 attempts add up to 71.3 s (57 s to 71.3 s with the default jitter). While the
+// client knows it is disconnected an attempt fails at once, so that is the whole budget.
+// It must end within the default Duplicates window, or a retried forward could be stored
+// twice.
+func TestPublishRetryBudget(t *testing.T) {
+	cfg, err := Config{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.PublishRetry
+	p.Jitter = -1
+	var total time.Duration
+	for n := 1; n < p.MaxAttempts; n++ {
+		total += p.Backoff(n)
+	}
+	if want := 71300 * time.Millisecond; total != want {
+		t.Errorf("the waits of the default PublishRetry add up to %v; the docs say %v", total, want)
+	}
+	if total >= cfg.Duplicates {
+		t.Errorf("PublishRetry's waits (%v) outlast the Duplicates window (%v)", total, cfg.Duplicates)
+	}
+}

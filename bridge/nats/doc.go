@@ -29,6 +29,13 @@
 // that cannot be encoded (a Metadata key that is not a valid CloudEvents extension name,
 // for instance) or that exceed the server's max_payload are dead-lettered at once.
 //
+// The bridge's connection keeps no reconnect buffer, so a publish while it is down fails
+// at once: the default PublishRetry rides out 57 to 71 seconds of outage (the sum of its
+// waits), and a dead-lettered event is not sent later, when the connection comes back. It
+// may still be in the stream only if one of its publishes reached the server and the
+// acknowledgement was lost (a timeout): a dead letter on the way out means "not
+// acknowledged", which at-least-once cannot turn into "surely not stored".
+//
 // An event accepted by the local bus but not yet forwarded lives in the process's memory:
 // [Bridge.Close] forwards it first, but a crash loses it.
 //
