@@ -282,13 +282,15 @@ type Stats struct {
 	UnknownTypes       uint64 // deliveries of a type this bridge does not receive (each retried, or dead-lettered as invalid on the last attempt)
 	DeadLettered       uint64 // events published to the dead-letter subject, then terminated
 	Invalid            uint64 // of those, events that could not be decoded (never given to a handler)
-	DeadLetterFailures uint64 // dead-letter publishes that failed (the event is redelivered instead)
+	DeadLetterFailures uint64 // dead-letter publishes that failed (each retried by PublishRetry)
+	Dropped            uint64 // events terminated without a dead letter, every publish of it having failed (logged at Error)
 }
 
 // counters holds Stats atomically.
 type counters struct {
 	forwarded, forwardDuplicates, forwardFailures, received, redelivered,
-	handled, retried, noSubscribers, unknownTypes, deadLettered, invalid, deadLetterFailures atomic.Uint64
+	handled, retried, noSubscribers, unknownTypes, deadLettered, invalid, deadLetterFailures,
+	dropped atomic.Uint64
 }
 
 // Stats returns the bridge's counters.
@@ -300,6 +302,6 @@ func (br *Bridge) Stats() Stats {
 		Redelivered: c.redelivered.Load(), Handled: c.handled.Load(), Retried: c.retried.Load(),
 		NoSubscribers: c.noSubscribers.Load(), UnknownTypes: c.unknownTypes.Load(),
 		DeadLettered: c.deadLettered.Load(), Invalid: c.invalid.Load(),
-		DeadLetterFailures: c.deadLetterFailures.Load(),
+		DeadLetterFailures: c.deadLetterFailures.Load(), Dropped: c.dropped.Load(),
 	}
 }

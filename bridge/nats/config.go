@@ -85,7 +85,8 @@ type Config struct {
 	// fails at once. An attempt that reaches no answer (a server that hangs, a connection
 	// not yet known to be dead) waits PublishTimeout instead: up to 20 × 5s more. Keep the
 	// whole schedule within the stream's Duplicates window, so that a forward retried
-	// after a lost ack is stored once.
+	// after a lost ack is stored once. PublishRetry also paces the retries of a dead
+	// letter that cannot be published (see the package doc).
 	PublishRetry eventbus.RetryPolicy
 	// PublishTimeout bounds one publish, from sending to JetStream's ack (forwards and
 	// dead letters), and one wait for the server to confirm an ack; default 5s.

@@ -73,9 +73,17 @@
 //   - the bridge or the bus is closing: Nak without delay, so another bridge takes it.
 //     Once the bus is closed, the bridge stops fetching.
 //
-// If the dead-letter publish fails, the event is redelivered later instead; if an ack is
-// lost, the server redelivers the event after AckWait. Nothing received is dropped
-// without a dead letter.
+// A dead letter carries the original headers and body. One that would be over the
+// server's max_payload (the original within it, plus the bridge's headers) leaves out the
+// body, and if need be the original headers too, and says so in [HeaderOmitted]; the
+// original stays in the stream at [HeaderSequence] (under the default limits retention).
+// A dead-letter publish that fails (the server down, the stream full, no permission to
+// publish on the dead-letter subjects) is retried with Config.PublishRetry's waits while
+// the server is told that the event is still in progress. When those attempts are spent,
+// the event is terminated without a dead letter, counted in [Stats].Dropped and logged at
+// Error with its stream and sequence, where it can still be read: its partition must not
+// wait for ever. That is the only way a received event ends without a handler's success
+// or a dead letter. If an ack is lost, the server redelivers the event after AckWait.
 //
 // JetStream counts deliveries, not failures: a delivery handed back by a closing bridge,
 // or one whose ack was lost, counts as an attempt too. Leave Config.Retry.MaxAttempts some

@@ -6,36 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ae30fb47/eventbus"
 	"github.com/ae30fb47/eventbus/cloudevents"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-// Headers the bridge adds to a dead letter, besides the original message's headers.
-const (
-	HeaderError    = "Eventbus-Error"    // the final error, one line
-	HeaderReason   = "Eventbus-Reason"   // invalid, failed, permanent, undelivered or nosubscribers (see the package doc)
-	HeaderAttempts = "Eventbus-Attempts" // deliveries made, the last included
-	HeaderSubject  = "Eventbus-Subject"  // the subject the event was received on
-	HeaderSequence = "Eventbus-Sequence" // its sequence number in the stream
-)
-
-// Reasons of a dead letter, in its HeaderReason.
-const (
-	ReasonInvalid     = "invalid"     // the message is not a CloudEvent of a received topic; no handler saw it
-	ReasonFailed      = "failed"      // a local subscriber failed on every attempt of the retry policy
-	ReasonPermanent   = "permanent"   // a local subscriber returned an eventbus.Permanent error
-	ReasonUndelivered = "undelivered" // delivered more often than the retry policy allows, each time without an outcome
-	// ReasonNoSubscribers: the topic had no local subscriber on any attempt of the retry
-	// policy (eventbus.ErrNoSubscribers); no handler saw the event.
-	ReasonNoSubscribers = "nosubscribers"
 )
 
 // receive runs the fetch loop of partition p: it takes one message at a time from
@@ -127,11 +103,11 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		}
 	}
 	if err != nil {
-		br.deadLetter(msg, md, ReasonInvalid, err)
+		br.deadLetter(ctx, msg, md, ReasonInvalid, err)
 		return true
 	}
 	if attempt > br.maxAttempts {
-		br.deadLetter(msg, md, ReasonUndelivered, fmt.Errorf(
+		br.deadLetter(ctx, msg, md, ReasonUndelivered, fmt.Errorf(
 			"natsbridge: delivered %d times, over the %d attempts of the retry policy, without an outcome (a bridge stopped or an ack was lost)",
 			attempt, br.maxAttempts))
 		return true
@@ -160,7 +136,7 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		// subscriber just left, gets the event again after the retry policy's delay.
 		br.stats.noSubscribers.Add(1)
 		if attempt >= br.maxAttempts {
-			br.deadLetter(msg, md, ReasonNoSubscribers, fmt.Errorf(
+			br.deadLetter(ctx, msg, md, ReasonNoSubscribers, fmt.Errorf(
 				"natsbridge: no local subscriber of %s on any of %d deliveries", e.Type, attempt))
 			return true
 		}
@@ -169,9 +145,9 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
 		br.stats.retried.Add(1)
 	case eventbus.IsPermanent(err):
-		br.deadLetter(msg, md, ReasonPermanent, err)
+		br.deadLetter(ctx, msg, md, ReasonPermanent, err)
 	case attempt >= br.maxAttempts:
-		br.deadLetter(msg, md, ReasonFailed, err)
+		br.deadLetter(ctx, msg, md, ReasonFailed, err)
 	default:
 		br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
 		br.stats.retried.Add(1)
@@ -213,56 +189,4 @@ func (br *Bridge) keepAlive(msg jetstream.Msg) (stop func()) {
 		close(done)
 		wg.Wait()
 	}
-}
-
-// deadLetter publishes msg to its dead-letter subject, with the reason, the error and the
-// attempts in headers, and then terms it. If the publish fails, msg is redelivered later
-// instead, so that it is never lost.
-func (br *Bridge) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, reason string, cause error) {
-	seq := strconv.FormatUint(md.Sequence.Stream, 10)
-	dl := nats.NewMsg(br.cfg.SubjectPrefix + ".deadletter." + strings.TrimPrefix(msg.Subject(), br.cfg.SubjectPrefix+"."))
-	for name, values := range msg.Headers() {
-		if !strings.HasPrefix(name, "Nats-") { // the server's own, such as Nats-Msg-Id
-			dl.Header[name] = slices.Clone(values)
-		}
-	}
-	dl.Header.Set(HeaderReason, reason)
-	dl.Header.Set(HeaderError, oneLine(cause.Error()))
-	dl.Header.Set(HeaderAttempts, strconv.FormatUint(md.NumDelivered, 10))
-	dl.Header.Set(HeaderSubject, msg.Subject())
-	dl.Header.Set(HeaderSequence, seq)
-	dl.Data = msg.Data()
-	ctx, cancel := context.WithTimeout(context.Background(), br.cfg.PublishTimeout)
-	defer cancel()
-	_, err := br.js.PublishMsg(ctx, dl, jetstream.WithMsgID("deadletter-"+br.cfg.Stream+"-"+seq))
-	if err != nil {
-		br.stats.deadLetterFailures.Add(1)
-		br.cfg.Logger.Error("natsbridge: cannot publish a dead letter; the event will be redelivered",
-			slog.String("subject", dl.Subject), slog.Any("error", err))
-		br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(int(md.NumDelivered))), seq)
-		return
-	}
-	br.settle(msg.TermWithReason(reason), seq)
-	br.stats.deadLettered.Add(1)
-	if reason == ReasonInvalid {
-		br.stats.invalid.Add(1)
-	}
-	br.cfg.Logger.Warn("natsbridge: dead letter",
-		slog.String("subject", msg.Subject()), slog.String("dead_letter_subject", dl.Subject),
-		slog.String("reason", reason), slog.Uint64("attempts", md.NumDelivered), slog.Any("error", cause))
-}
-
-// oneLine makes s fit a header value: control characters become spaces, and it is cut to
-// at most 1024 bytes.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 1024 {
-		s = strings.ToValidUTF8(s[:1024], "")
-	}
-	return s
 }

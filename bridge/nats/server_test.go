@@ -2,6 +2,7 @@ package natsbridge_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ae30fb47/eventbus"
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
+	"github.com/ae30fb47/eventbus/cloudevents"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,16 +21,24 @@ import (
 // testServer is a NATS server with JetStream embedded in the test, on 127.0.0.1, storing
 // in a temporary directory. It keeps its port and directory across restart.
 type testServer struct {
-	t    testing.TB
-	dir  string
-	port int
-	srv  *server.Server
+	t     testing.TB
+	dir   string
+	port  int
+	edit  func(*server.Options) // changes to the test options, or nil
+	login string                // "user:password" of the first user, if the server has users
+	srv   *server.Server
 }
 
 // startServer starts an embedded server on a random port; the test's cleanup stops it.
 func startServer(t testing.TB) *testServer {
+	return startServerWith(t, nil)
+}
+
+// startServerWith starts an embedded server with options changed by edit. If edit gives
+// it users, url logs in as the first one.
+func startServerWith(t testing.TB, edit func(*server.Options)) *testServer {
 	t.Helper()
-	s := &testServer{t: t, dir: t.TempDir(), port: -1}
+	s := &testServer{t: t, dir: t.TempDir(), port: -1, edit: edit}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -36,10 +46,17 @@ func startServer(t testing.TB) *testServer {
 
 func (s *testServer) start() {
 	s.t.Helper()
-	srv, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.dir,
 		NoLog: true, NoSigs: true, MaxPayload: 1 << 20,
-	})
+	}
+	if s.edit != nil {
+		s.edit(opts)
+	}
+	if len(opts.Users) > 0 {
+		s.login = opts.Users[0].Username + ":" + opts.Users[0].Password
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		s.t.Fatalf("server.NewServer() = %v", err)
 	}
@@ -69,7 +86,13 @@ func (s *testServer) restart() {
 	s.start()
 }
 
-func (s *testServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
+// url is the server's URL, with the first user's credentials if it has users.
+func (s *testServer) url() string {
+	if s.login != "" {
+		return "nats://" + s.login + "@127.0.0.1:" + strconv.Itoa(s.port)
+	}
+	return "nats://127.0.0.1:" + strconv.Itoa(s.port)
+}
 
 // testConfig is a Config for tests: quick reconnects, retries and redeliveries.
 func testConfig(s *testServer) natsbridge.Config {
@@ -179,4 +202,48 @@ func (d *deadLetters) all() []jetstream.Msg {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]jetstream.Msg(nil), d.msgs...)
+}
+
+// keyInPartition returns a key of partition p among n.
+func keyInPartition(p, n int) string {
+	for i := 0; ; i++ {
+		if k := fmt.Sprint("k", i); natsbridge.Partition(k, n) == p {
+			return k
+		}
+	}
+}
+
+// rawPublish stores msg in the test stream as a producer other than the bridge would.
+func rawPublish(t testing.TB, url string, msgs ...*nats.Msg) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if _, err := js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatalf("publish to %s: %v", m.Subject, err)
+		}
+	}
+}
+
+// cloudEventMsg returns ev as the bridge would send it to subject: binary mode, with the
+// event ID as Nats-Msg-Id.
+func cloudEventMsg[T any](t testing.TB, ev eventbus.Event[T], subject string) *nats.Msg {
+	t.Helper()
+	e, err := cloudevents.FromEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(subject)
+	if msg.Data, err = e.WriteBinary(cloudevents.NATS, msg.Header.Set); err != nil {
+		t.Fatal(err)
+	}
+	msg.Header.Set(nats.MsgIdHdr, ev.ID.String())
+	return msg
 }
