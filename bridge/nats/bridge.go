@@ -19,13 +19,18 @@ import (
 // [Forward] and feeds the bus the topics given with [Receive]. Make one with [Connect] and
 // stop it with [Bridge.Close]. Its methods are safe for concurrent use.
 type Bridge struct {
-	cfg      Config
-	bus      *eventbus.Bus
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	registry *cloudevents.Registry
-	decoder  cloudevents.Decoder
-	stats    counters
+	cfg Config
+	bus *eventbus.Bus
+	nc  *nats.Conn
+	// connClosed is closed by the connection's ClosedHandler, if closedCallback: the
+	// options may turn it off for a Close of ours (nats.NoCallbacksAfterClientClose),
+	// which then closes the connection at once.
+	connClosed     chan struct{}
+	closedCallback bool
+	js             jetstream.JetStream
+	registry       *cloudevents.Registry
+	decoder        cloudevents.Decoder
+	stats          counters
 
 	maxAttempts int // deliveries of a received event, from cfg.Retry
 
@@ -43,7 +48,10 @@ type Bridge struct {
 // consumers of the received topics (one per partition), and starts forwarding and
 // receiving on bus b per routes. It returns an error, and leaves nothing running, for an
 // invalid Config or route, a topic both forwarded and received (a loop), or a server that
-// cannot be reached or refuses the stream or a consumer before ctx ends.
+// cannot be reached or refuses the stream or a consumer before ctx ends. ctx bounds the
+// whole of it, the connection's dial and handshake included (nats.go's own connect
+// timeout, nats.Timeout, 2s by default, still applies within it); once Connect has
+// returned, ctx no longer matters: reconnections go on as the options say.
 //
 // The bridge does not own b: close the bridge first (which finishes forwarding what b
 // accepted), then b.
@@ -90,13 +98,8 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		}
 	}
 
-	opts := append([]nats.Option{nats.MaxReconnects(-1)}, cfg.Options...)
-	// No reconnect buffer: a publish made while disconnected fails at once. Buffered, a
-	// forward would be sent on reconnect even after its retries ran out and the bus
-	// dead-lettered it: stored and dead-lettered both.
-	opts = append(opts, nats.ReconnectBufSize(-1))
-	if br.nc, err = nats.Connect(cfg.URL, opts...); err != nil {
-		return nil, fmt.Errorf("natsbridge: connect to %s: %w", cfg.URL, err)
+	if err := br.dial(ctx); err != nil {
+		return nil, err
 	}
 	if br.js, err = jetstream.New(br.nc); err == nil {
 		err = br.ensureStream(ctx)
@@ -106,7 +109,7 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		consumers, err = br.ensureConsumers(ctx, received)
 	}
 	if err != nil {
-		br.nc.Close()
+		br.closeConn(ctx)
 		return nil, err
 	}
 
@@ -119,7 +122,7 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 			for _, s := range br.forwards {
 				s.Close(ctx) // forwards what was published meanwhile, until ctx ends
 			}
-			br.nc.Close()
+			br.closeConn(ctx)
 			return nil, fmt.Errorf("natsbridge: Forward: %w", err)
 		}
 		br.forwards = append(br.forwards, sub)
@@ -225,11 +228,14 @@ func Partition(key string, n int) int {
 //  3. It closes the forwarding subscriptions, which forward what the bus accepted, with
 //     their retries, until ctx ends; what is left is dead-lettered by the bus (see
 //     eventbus.Subscription.Close), never dropped silently.
-//  4. It drains and closes the NATS connection.
+//  4. It flushes the NATS connection, so that the acks it sent reach the server (for at
+//     most PublishTimeout, and not once ctx has ended or while the connection is down),
+//     and closes it; a ClosedHandler given in Config.Options runs then.
 //
-// Close returns ctx.Err() if ctx ended first, and nil otherwise. No goroutine of the
-// bridge (nor of its NATS connection) is left when it returns. Later calls return the
-// first call's result.
+// Every wait above ends when ctx does: acks and dead letters waiting for the server's
+// confirmation included. Close returns ctx.Err() if ctx ended first, and nil otherwise. No
+// goroutine of the bridge is left when it returns, and its NATS connection is closed.
+// Later calls return the first call's result.
 func (br *Bridge) Close(ctx context.Context) error {
 	br.closeOnce.Do(func() {
 		defer close(br.closed)
@@ -247,7 +253,7 @@ func (br *Bridge) Close(ctx context.Context) error {
 		for _, s := range br.forwards {
 			errs = append(errs, s.Close(ctx))
 		}
-		br.closeConn()
+		br.closeConn(ctx)
 		br.closeErr = errors.Join(errs...)
 		if ctx.Err() != nil {
 			br.closeErr = ctx.Err()
@@ -255,18 +261,6 @@ func (br *Bridge) Close(ctx context.Context) error {
 	})
 	<-br.closed
 	return br.closeErr
-}
-
-// closeConn drains the connection (flushing acks) and waits until it is closed.
-func (br *Bridge) closeConn() {
-	closed := make(chan struct{})
-	br.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := br.nc.Drain(); err != nil {
-		br.nc.Close()
-	}
-	if !br.nc.IsClosed() {
-		<-closed
-	}
 }
 
 // Stats are the bridge's counters since Connect.

@@ -26,9 +26,9 @@ type Config struct {
 	// Options are passed to nats.Connect as they are: credentials (nats.UserCredentials,
 	// nats.UserInfo, nats.Token, nats.Nkey), TLS (nats.Secure, nats.RootCAs,
 	// nats.ClientCert), reconnection (nats.MaxReconnects, nats.ReconnectWait), a name.
-	// The bridge adds nats.MaxReconnects(-1) first, so that it reconnects forever unless
-	// an option says otherwise, and nats.ReconnectBufSize(-1) last, which no option
-	// overrides: a publish or an ack made while the connection is down fails at once,
+	// A nats.ClosedHandler is kept (the bridge runs its own after it). The bridge
+	// adds nats.MaxReconnects(-1) first, so that it reconnects forever unless an option
+	// says otherwise, and nats.ReconnectBufSize(-1) last, which no option overrides: a publish or an ack made while the connection is down fails at once,
 	// instead of waiting in the client's buffer to be sent on reconnect, where a forward
 	// that its retries had meanwhile dead-lettered would be stored after all.
 	Options []nats.Option

@@ -29,7 +29,7 @@ func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstre
 			msg, err := it.Next(jetstream.NextContext(fetchCtx))
 			if err != nil {
 				if fetchCtx.Err() != nil {
-					release(it)
+					release(deliverCtx, it)
 					return
 				}
 				br.cfg.Logger.Warn("natsbridge: fetch stopped; restarting it", slog.Int("partition", p), slog.Any("error", err))
@@ -37,7 +37,7 @@ func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstre
 				break
 			}
 			if !br.deliver(deliverCtx, msg) {
-				release(it) // the bus is closed: leave the events to other bridges
+				release(deliverCtx, it) // the bus is closed: leave the events to other bridges
 				return
 			}
 		}
@@ -46,11 +46,14 @@ func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstre
 }
 
 // release stops it and hands back the messages it had fetched but not yet returned, so
-// that the server redelivers them at once instead of after AckWait.
-func release(it jetstream.MessagesContext) {
+// that the server redelivers them at once instead of after AckWait. It waits a second at
+// most for them, or until ctx ends.
+func release(ctx context.Context, it jetstream.MessagesContext) {
 	it.Drain()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	for {
-		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return
 		}
@@ -117,7 +120,7 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 	stop()
 	switch {
 	case err == nil:
-		actx, cancel := context.WithTimeout(context.Background(), br.cfg.PublishTimeout)
+		actx, cancel := context.WithTimeout(ctx, br.cfg.PublishTimeout)
 		defer cancel()
 		if err := msg.DoubleAck(actx); err != nil {
 			// The server redelivers it after AckWait; subscribers with de-duplication skip it.
