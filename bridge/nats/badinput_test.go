@@ -106,4 +106,5 @@ func TestBadInput(t *testing.T) {
 	if st := brB.Stats(); st.Invalid != uint64(len(tests)) || st.DeadLettered != uint64(len(tests)) || st.Handled != 1 {
 		t.Errorf("stats = %+v; want %d invalid and dead-lettered, 1 handled", st, len(tests))
 	}
+	checkSettled(t, brB.Stats())
 }

@@ -263,28 +263,52 @@ func (br *Bridge) Close(ctx context.Context) error {
 	return br.closeErr
 }
 
-// Stats are the bridge's counters since Connect.
+// Stats are the bridge's counters since Connect. Outbound:
+//
+//   - Forwarded: events JetStream acknowledged.
+//   - ForwardDuplicates: of those, acknowledged as duplicates of one already stored (a
+//     retried publish).
+//   - ForwardFailures: publishes that failed (each retried or dead-lettered by
+//     PublishRetry).
+//
+// Inbound, each delivery counts in Received and ends in exactly one of Handled,
+// AckFailures, Retried, HandedBack, DeadLettered or Dropped:
+//
+//   - Received: deliveries received, redeliveries included; Redelivered: of those,
+//     deliveries after the first of their event.
+//   - Handled: events every local subscriber handled, whose ack the server confirmed.
+//   - AckFailures: events every local subscriber handled, whose ack the server did not
+//     confirm: it redelivers them after AckWait.
+//   - Retried: deliveries sent back to be redelivered after the retry policy's delay
+//     (NakWithDelay): a subscriber failed, the topic had no local subscriber, or the type
+//     is not one this bridge receives.
+//   - NoSubscribers, UnknownTypes: deliveries that found no local subscriber of their
+//     topic, or had a type this bridge does not receive; each also ends in Retried, or,
+//     on the last attempt, in DeadLettered (or Dropped or HandedBack, if its dead letter
+//     cannot be published).
+//   - HandedBack: deliveries handed back for immediate redelivery (Nak) because the bridge
+//     or its bus was closing.
+//   - DeadLettered: events published to the dead-letter subject, then terminated;
+//     Invalid: of those, events that could not be decoded (never given to a handler).
+//   - DeadLetterFailures: dead-letter publishes that failed, each retried by
+//     PublishRetry.
+//   - Dropped: events terminated without a dead letter, every attempt to publish it
+//     having failed (logged at Error).
+//
+// A delivery without JetStream metadata, which a consumer never gives, is only logged.
 type Stats struct {
-	Forwarded          uint64 // events JetStream acknowledged
-	ForwardDuplicates  uint64 // of those, acknowledged as duplicates of one already stored (a retried publish)
-	ForwardFailures    uint64 // publishes that failed (each retried or dead-lettered by PublishRetry)
-	Received           uint64 // deliveries received, redeliveries included
-	Redelivered        uint64 // of those, deliveries after the first of their event
-	Handled            uint64 // events every local subscriber handled, then acked
-	Retried            uint64 // deliveries that failed and were sent back to be redelivered later
-	NoSubscribers      uint64 // deliveries that found no local subscriber of their topic (each retried, or dead-lettered on the last attempt)
-	UnknownTypes       uint64 // deliveries of a type this bridge does not receive (each retried, or dead-lettered as invalid on the last attempt)
-	DeadLettered       uint64 // events published to the dead-letter subject, then terminated
-	Invalid            uint64 // of those, events that could not be decoded (never given to a handler)
-	DeadLetterFailures uint64 // dead-letter publishes that failed (each retried by PublishRetry)
-	Dropped            uint64 // events terminated without a dead letter, every publish of it having failed (logged at Error)
+	Forwarded, ForwardDuplicates, ForwardFailures uint64
+
+	Received, Redelivered, Handled, AckFailures, Retried, NoSubscribers, UnknownTypes,
+	HandedBack, DeadLettered, Invalid, DeadLetterFailures, Dropped uint64
 }
 
 // counters holds Stats atomically.
 type counters struct {
-	forwarded, forwardDuplicates, forwardFailures, received, redelivered,
-	handled, retried, noSubscribers, unknownTypes, deadLettered, invalid, deadLetterFailures,
-	dropped atomic.Uint64
+	forwarded, forwardDuplicates, forwardFailures atomic.Uint64
+
+	received, redelivered, handled, ackFailures, retried, noSubscribers, unknownTypes,
+	handedBack, deadLettered, invalid, deadLetterFailures, dropped atomic.Uint64
 }
 
 // Stats returns the bridge's counters.
@@ -292,10 +316,11 @@ func (br *Bridge) Stats() Stats {
 	c := &br.stats
 	return Stats{
 		Forwarded: c.forwarded.Load(), ForwardDuplicates: c.forwardDuplicates.Load(),
-		ForwardFailures: c.forwardFailures.Load(), Received: c.received.Load(),
-		Redelivered: c.redelivered.Load(), Handled: c.handled.Load(), Retried: c.retried.Load(),
-		NoSubscribers: c.noSubscribers.Load(), UnknownTypes: c.unknownTypes.Load(),
-		DeadLettered: c.deadLettered.Load(), Invalid: c.invalid.Load(),
-		DeadLetterFailures: c.deadLetterFailures.Load(), Dropped: c.dropped.Load(),
+		ForwardFailures: c.forwardFailures.Load(),
+
+		Received: c.received.Load(), Redelivered: c.redelivered.Load(), Handled: c.handled.Load(),
+		AckFailures: c.ackFailures.Load(), Retried: c.retried.Load(), NoSubscribers: c.noSubscribers.Load(),
+		UnknownTypes: c.unknownTypes.Load(), HandedBack: c.handedBack.Load(), DeadLettered: c.deadLettered.Load(),
+		Invalid: c.invalid.Load(), DeadLetterFailures: c.deadLetterFailures.Load(), Dropped: c.dropped.Load(),
 	}
 }

@@ -101,8 +101,15 @@ type Config struct {
 	// MaxEventBytes bounds a received event: its body plus its CloudEvents headers.
 	// A larger one is dead-lettered as invalid. Default cloudevents.DefaultMaxSize (1 MiB).
 	MaxEventBytes int
-	// Logger receives the bridge's reports: dead letters at Warn, connection trouble at
-	// Warn, and failures to ack at Error. Default slog.Default().
+	// Logger receives the bridge's reports; default slog.Default(). At Info: a delivery
+	// sent back with a delay because its topic had no local subscriber or its type is
+	// not received here. At Warn: each dead letter; a dead-letter publish that failed and
+	// will be retried; an ack that the server did not confirm (it redelivers); a nak or
+	// term that could not reach the server; a fetch that failed and is restarted. At
+	// Error: an event dropped because its dead letter could not be published (with its
+	// stream sequence), and a delivery without JetStream metadata. The connection's own
+	// events (disconnects, reconnects) are nats.go's: see nats.DisconnectErrHandler and
+	// the like in Options.
 	Logger *slog.Logger
 	// Subscriber is the name of the local subscriptions that forward events; default
 	// "nats-bridge".

@@ -93,7 +93,7 @@ func (br *Bridge) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstre
 		switch {
 		case ctx.Err() != nil:
 			br.settle(msg.Nak(), seq) // the bridge is closing: let another bridge try
-			br.stats.retried.Add(1)
+			br.stats.handedBack.Add(1)
 			return
 		case attempt >= retry.MaxAttempts:
 			br.settle(msg.TermWithReason(reason), seq)

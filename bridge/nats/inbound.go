@@ -124,15 +124,17 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		defer cancel()
 		if err := msg.DoubleAck(actx); err != nil {
 			// The server redelivers it after AckWait; subscribers with de-duplication skip it.
+			br.stats.ackFailures.Add(1)
 			br.cfg.Logger.Warn("natsbridge: ack failed; the event will be redelivered",
 				slog.String("id", e.ID), slog.Any("error", err))
+			return true
 		}
 		br.stats.handled.Add(1)
 	case ctx.Err() != nil || errors.Is(err, eventbus.ErrClosed):
 		// The bridge, the bus or a subscription is stopping: not the event's fault. Have
 		// it redelivered now, to whichever bridge fetches next.
 		br.settle(msg.Nak(), e.ID)
-		br.stats.retried.Add(1)
+		br.stats.handedBack.Add(1)
 		return !busClosed(err)
 	case errors.Is(err, eventbus.ErrNoSubscribers):
 		// Not acked: a service that connects before it subscribes, or whose last

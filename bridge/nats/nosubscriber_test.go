@@ -72,6 +72,9 @@ func TestNoSubscriberDeadLetter(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { return len(dls.all()) == 1 }, func() string {
 		return fmt.Sprintf("%d dead letters; want 1; stats %+v", len(dls.all()), br.Stats())
 	})
+	// The bridge counts a dead letter once the server has it, after the watcher may see it.
+	eventually(t, 10*time.Second, func() bool { return br.Stats().DeadLettered == 1 },
+		func() string { return fmt.Sprintf("stats %+v; want 1 dead-lettered", br.Stats()) })
 	h := dls.all()[0].Headers()
 	want := fmt.Sprint(cfg.Retry.MaxAttempts)
 	if h.Get(natsbridge.HeaderReason) != natsbridge.ReasonNoSubscribers || h.Get(natsbridge.HeaderAttempts) != want ||
@@ -81,4 +84,5 @@ func TestNoSubscriberDeadLetter(t *testing.T) {
 	if st := br.Stats(); st.Handled != 0 || st.NoSubscribers != uint64(cfg.Retry.MaxAttempts) || st.DeadLettered != 1 {
 		t.Errorf("stats %+v; want 0 handled, %d deliveries without subscriber, 1 dead-lettered", st, cfg.Retry.MaxAttempts)
 	}
+	checkSettled(t, br.Stats())
 }

@@ -135,6 +135,7 @@ func TestPoisonEvent(t *testing.T) {
 	if st := brB.Stats(); st.DeadLettered != 1 || st.Retried != 2 || st.Invalid != 0 || st.Handled != uint64(len(others)+1) {
 		t.Errorf("stats = %+v; want 1 dead-lettered, 2 retried, 0 invalid, %d handled", st, len(others)+1)
 	}
+	checkSettled(t, brB.Stats())
 }
 
 // A Permanent error is not redelivered: the event is dead-lettered after one delivery.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,4 +247,46 @@ func cloudEventMsg[T any](t testing.TB, ev eventbus.Event[T], subject string) *n
 	}
 	msg.Header.Set(nats.MsgIdHdr, ev.ID.String())
 	return msg
+}
+
+// logRecorder is a slog.Handler that keeps every record, as its message and attributes.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Clone())
+	return nil
+}
+
+// at returns the records logged at level, each as "message key=value ...".
+func (r *logRecorder) at(level slog.Level) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var lines []string
+	for _, rec := range r.records {
+		if rec.Level != level {
+			continue
+		}
+		var sb strings.Builder
+		sb.WriteString(rec.Message)
+		rec.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value); return true })
+		lines = append(lines, sb.String())
+	}
+	return lines
+}
+
+// checkSettled fails t unless every delivery that st counts as received ended in exactly
+// one outcome, as Stats documents. Call it once the bridge is idle.
+func checkSettled(t testing.TB, st natsbridge.Stats) {
+	t.Helper()
+	if ended := st.Handled + st.AckFailures + st.Retried + st.HandedBack + st.DeadLettered + st.Dropped; ended != st.Received {
+		t.Errorf("stats %+v: %d deliveries ended in an outcome; want all %d received", st, ended, st.Received)
+	}
 }
