@@ -124,16 +124,32 @@
 //
 // # Ordering
 //
-// For each Group, the events of one key are handled in the order of the stream, one at a
-// time, across every bridge of the Group, retries and redeliveries included: a partition
-// has at most one event in flight, and its next event is delivered only once the previous
-// one was acked or dead-lettered. The stream holds a key's events in the order the
-// forwarding bus handed them to its forwarding subscription (for events published from one
-// goroutine, the publish order), since that subscription publishes a key's events one at a
-// time and waits for each ack. A forwarded event that is dead-lettered on the way out
-// leaves a gap, not a reordering. Events of one key published on different buses have no
-// order between them, and events without a key are spread over the partitions by ID with
-// no order promise.
+// For each Group, the events of one key are delivered in the order of the stream, one at
+// a time, across every bridge of the Group, retries and redeliveries included: a
+// partition has at most one event in flight, and its next event is delivered only once
+// the previous one was acked, dead-lettered or dropped. So they are also handled one at a
+// time and in that order, except when a bridge gives up an event that its local handler
+// may still be running:
+//
+//   - [Bridge.Close] whose ctx ends hands back the events still being handled, for
+//     immediate redelivery;
+//   - a bridge cut off from the server for longer than AckWait while a handler runs
+//     cannot report progress, so the server redelivers the event after AckWait.
+//
+// In both cases another bridge (or the same one, later) receives the event and then the
+// next events of its partition while the first handler may not have returned: the event
+// is handled twice, the two handlings may overlap, and a later event of its key may be
+// handled before the first handling ends. A handler merely slower than AckWait, on a live
+// connection, causes none of this: the progress reports keep its delivery. A lost ack is
+// harmless to order too: the event stays pending until AckWait and is redelivered before
+// anything after it.
+//
+// The stream holds a key's events in the order the forwarding bus handed them to its
+// forwarding subscription (for events published from one goroutine, the publish order),
+// since that subscription publishes a key's events one at a time and waits for each ack.
+// A forwarded event that is dead-lettered on the way out leaves a gap, not a reordering.
+// Events of one key published on different buses have no order between them, and events
+// without a key are spread over the partitions by ID with no order promise.
 //
 // The price is head-of-line blocking: while an event waits for its redelivery delay, its
 // whole partition waits (the in-process bus holds only the key). Config.Partitions bounds
