@@ -117,6 +117,36 @@ func TestForwardDeadLetters(t *testing.T) {
 	}
 }
 
+// An event larger than the server's max_payload is dead-lettered on the bus after one
+// attempt, not retried: no retry can make it fit.
+func TestForwardOverMaxPayload(t *testing.T) {
+	s := startServer(t)
+	var mu sync.Mutex
+	var dls []eventbus.DeadLetter
+	a := newBus(t, "bus-a")
+	cfg := testConfig(s)
+	cfg.DeadLetter = eventbus.DeadLetterFunc(func(_ context.Context, dl eventbus.DeadLetter) error {
+		mu.Lock()
+		defer mu.Unlock()
+		dls = append(dls, dl)
+		return nil
+	})
+	br := connect(t, a, cfg, natsbridge.Forward(blobStored))
+	if err := eventbus.Publish(t.Context(), a, blobStored, make([]byte, 2<<20)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(dls) == 1 },
+		func() string { return fmt.Sprintf("no dead letter; stats %+v", br.Stats()) })
+	mu.Lock()
+	defer mu.Unlock()
+	if dl := dls[0]; dl.Attempts != 1 || !errors.Is(dl.Err, nats.ErrMaxPayload) {
+		t.Errorf("dead letter after %d attempts with %v; want 1 attempt, nats.ErrMaxPayload", dl.Attempts, dl.Err)
+	}
+	if st := br.Stats(); st.Forwarded != 0 || st.ForwardFailures != 1 {
+		t.Errorf("stats %+v; want 1 forward failure, none forwarded", st)
+	}
+}
+
 // Close forwards what the bus accepted before it returns.
 func TestCloseForwardsAccepted(t *testing.T) {
 	const n = 300
