@@ -72,10 +72,11 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // deliver decodes msg, publishes it on the bus and waits for every local subscriber,
-// then settles it with the server: ack if all handled it; redelivery after the retry
-// policy's backoff if one failed and attempts remain; dead letter and term otherwise, or
-// at once if it does not decode. It returns false if the bus is closed, so that the
-// caller stops fetching.
+// then settles it with the server as the package doc says: ack if all handled it;
+// redelivery after the retry policy's backoff if one failed, none was subscribed or the
+// type is not received here, while attempts remain; immediate redelivery if the bridge
+// or the bus is closing; dead letter and term otherwise, or at once if it does not
+// decode. It returns false if the bus is closed, so that the caller stops fetching.
 func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 	br.stats.received.Add(1)
 	md, err := msg.Metadata()
@@ -100,8 +101,7 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 			// adds a Receive route, older bridges fetch its events. Leave it to them.
 			br.cfg.Logger.Info("natsbridge: event of a type this bridge does not receive; the event will be redelivered",
 				slog.String("type", e.Type), slog.String("id", e.ID), slog.Int("attempt", attempt))
-			br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
-			br.stats.retried.Add(1)
+			br.retryLater(msg, attempt, e.ID)
 			return true
 		}
 	}
@@ -147,17 +147,22 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		}
 		br.cfg.Logger.Info("natsbridge: no local subscriber; the event will be redelivered",
 			slog.String("type", e.Type), slog.String("id", e.ID), slog.Int("attempt", attempt))
-		br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
-		br.stats.retried.Add(1)
+		br.retryLater(msg, attempt, e.ID)
 	case eventbus.IsPermanent(err):
 		br.deadLetter(ctx, msg, md, ReasonPermanent, err)
 	case attempt >= br.maxAttempts:
 		br.deadLetter(ctx, msg, md, ReasonFailed, err)
 	default:
-		br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), e.ID)
-		br.stats.retried.Add(1)
+		br.retryLater(msg, attempt, e.ID)
 	}
 	return true
+}
+
+// retryLater has the server redeliver msg, on its attempt-th delivery, after the retry
+// policy's backoff (NakWithDelay).
+func (br *Bridge) retryLater(msg jetstream.Msg, attempt int, id string) {
+	br.settle(msg.NakWithDelay(br.cfg.Retry.Backoff(attempt)), id)
+	br.stats.retried.Add(1)
 }
 
 // busClosed reports whether err, returned by a publish on the bus, says that the bus
