@@ -11,26 +11,14 @@ import (
 	"github.com/ae30fb47/eventbus"
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 )
 
 // An event whose ack the server does not confirm (here the bridge may not publish acks)
 // is not counted as handled: it is counted as an ack failure, logged at Warn, and the
 // server redelivers it after AckWait, to a subscriber that de-duplicates it.
 func TestAckFailure(t *testing.T) {
-	s := startServerWith(t, func(o *server.Options) {
-		o.Users = []*server.User{
-			{Username: "admin", Password: "a"},
-			{Username: "bridge", Password: "b", Permissions: &server.Permissions{
-				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.ACK.>"}},
-			}},
-		}
-	})
+	s, cfg := startServerDenying(t, "$JS.ACK.>")
 	b := newBus(t, "bus-b")
-	cfg := testConfig(s)
-	cfg.URL = strings.Replace(s.url(), "admin:a@", "bridge:b@", 1)
-	cfg.Options = append(cfg.Options, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // the permission errors
 	cfg.PublishTimeout = 200 * time.Millisecond
 	logs := &logRecorder{}
 	cfg.Logger = slog.New(logs)
@@ -39,7 +27,7 @@ func TestAckFailure(t *testing.T) {
 		eventbus.WithDeduplication(time.Minute, 100))
 
 	e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: "k", Payload: step{Key: "k"}}
-	rawPublish(t, s.url(), cloudEventMsg(t, e, fmt.Sprintf("eventbus.%d.test.step", natsbridge.Partition("k", cfg.Partitions))))
+	rawPublish(t, s, cloudEventMsg(t, e, fmt.Sprintf("eventbus.%d.test.step", natsbridge.Partition("k", cfg.Partitions))))
 
 	// AckWait is 2s: the redelivery shows that the server never took the ack.
 	eventually(t, 15*time.Second, func() bool { st := br.Stats(); return st.AckFailures >= 1 && st.Redelivered >= 1 },

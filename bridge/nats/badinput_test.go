@@ -12,7 +12,6 @@ import (
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Messages on the wire that are not CloudEvents of a received topic are counted,
@@ -57,20 +56,8 @@ func TestBadInput(t *testing.T) {
 		{"not a CloudEvent", nil, "hello", "specversion", 1},
 	}
 
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range tests {
-		msg := &nats.Msg{Subject: "eventbus.0.test.step", Header: tt.header, Data: []byte(tt.body)}
-		if _, err := js.PublishMsg(t.Context(), msg); err != nil {
-			t.Fatalf("publish %s: %v", tt.name, err)
-		}
+		rawPublish(t, s, &nats.Msg{Subject: "eventbus.0.test.step", Header: tt.header, Data: []byte(tt.body)})
 	}
 	// A good event behind them, in the same partition.
 	a := newBus(t, "bus-a")

@@ -44,7 +44,7 @@ func TestDeadLetterOverMaxPayload(t *testing.T) {
 			tt.msg.Subject = "eventbus.0.test.step"
 			key := keyInPartition(0, cfg.Partitions)
 			e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: key, Payload: step{Key: key}}
-			rawPublish(t, s.url(), tt.msg, cloudEventMsg(t, e, "eventbus.0.test.step"))
+			rawPublish(t, s, tt.msg, cloudEventMsg(t, e, "eventbus.0.test.step"))
 
 			eventually(t, 15*time.Second, func() bool { return handled.Load() == 1 && len(dls.all()) == 1 }, func() string {
 				return fmt.Sprintf("%d dead letters, %d handled; want 1 and the event behind it; stats %+v", len(dls.all()), handled.Load(), br.Stats())
@@ -67,18 +67,8 @@ func TestDeadLetterOverMaxPayload(t *testing.T) {
 // as dropped and logged at Error with its stream sequence, where it stays. Its partition
 // is not held up for ever.
 func TestDeadLetterUnpublishable(t *testing.T) {
-	s := startServerWith(t, func(o *server.Options) {
-		o.Users = []*server.User{
-			{Username: "admin", Password: "a"},
-			{Username: "bridge", Password: "b", Permissions: &server.Permissions{
-				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"eventbus.deadletter.>"}},
-			}},
-		}
-	})
+	s, cfg := startServerDenying(t, "eventbus.deadletter.>")
 	b := newBus(t, "bus-b")
-	cfg := testConfig(s)
-	cfg.URL = strings.Replace(s.url(), "admin:a@", "bridge:b@", 1)
-	cfg.Options = append(cfg.Options, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // the permission errors
 	cfg.PublishRetry = eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond}
 	cfg.PublishTimeout = 200 * time.Millisecond
 	logs := &logRecorder{}
@@ -87,10 +77,10 @@ func TestDeadLetterUnpublishable(t *testing.T) {
 	var handled atomic.Int32
 	mustSubscribe(t, b, steps, "h", func(context.Context, eventbus.Event[step]) error { handled.Add(1); return nil })
 
-	rawPublish(t, s.url(), &nats.Msg{Subject: "eventbus.0.test.step", Data: []byte("not a CloudEvent")})
+	rawPublish(t, s, &nats.Msg{Subject: "eventbus.0.test.step", Data: []byte("not a CloudEvent")})
 	key := keyInPartition(0, cfg.Partitions)
 	e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: key, Payload: step{Key: key}}
-	rawPublish(t, s.url(), cloudEventMsg(t, e, "eventbus.0.test.step"))
+	rawPublish(t, s, cloudEventMsg(t, e, "eventbus.0.test.step"))
 
 	eventually(t, 15*time.Second, func() bool { return handled.Load() == 1 }, func() string {
 		return fmt.Sprintf("the event behind the one that cannot be dead-lettered was not handled; stats %+v", br.Stats())

@@ -35,7 +35,7 @@ func TestDuplicatesAbsorbed(t *testing.T) {
 		t.Helper()
 		msg := cloudEventMsg(t, ev, fmt.Sprintf("eventbus.%d.test.step", natsbridge.Partition(ev.Key, cfg.Partitions)))
 		msg.Header.Set(nats.MsgIdHdr, msgID)
-		rawPublish(t, s.url(), msg)
+		rawPublish(t, s, msg)
 	}
 
 	// 1. The stream already has the event (as after a publish whose ack was lost).

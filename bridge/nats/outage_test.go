@@ -1,9 +1,7 @@
 package natsbridge_test
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +9,6 @@ import (
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // An event dead-lettered on the way out, because every attempt failed while the broker
@@ -19,18 +16,12 @@ import (
 // client's reconnect buffer to be sent later. A dead letter means not forwarded.
 func TestOutboundDeadLetterIsNotForwardedLater(t *testing.T) {
 	s := startServer(t)
-	var mu sync.Mutex
-	var dead []uuid.UUID
+	dead := &busDeadLetters{}
 	a := newBus(t, "bus-a")
 	cfg := testConfig(s)
 	cfg.PublishRetry = eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond}
 	cfg.PublishTimeout = 200 * time.Millisecond
-	cfg.DeadLetter = eventbus.DeadLetterFunc(func(_ context.Context, dl eventbus.DeadLetter) error {
-		mu.Lock()
-		defer mu.Unlock()
-		dead = append(dead, dl.Event.ID)
-		return nil
-	})
+	cfg.DeadLetter = dead
 	reconnected := make(chan struct{}, 1)
 	cfg.Options = append(cfg.Options, nats.ReconnectHandler(func(*nats.Conn) {
 		select {
@@ -45,7 +36,7 @@ func TestOutboundDeadLetterIsNotForwardedLater(t *testing.T) {
 	if err := eventbus.Publish(t.Context(), a, steps, step{Key: "k"}, eventbus.WithKey("k"), eventbus.WithID(lostID)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(dead) == 1 },
+	eventually(t, 10*time.Second, func() bool { return len(dead.all()) == 1 },
 		func() string { return fmt.Sprintf("no dead letter while the broker is down; stats %+v", br.Stats()) })
 
 	// Once the client has reconnected, it has sent anything it had kept for the server (it
@@ -66,16 +57,7 @@ func TestOutboundDeadLetterIsNotForwardedLater(t *testing.T) {
 			return fmt.Sprintf("the later event was not forwarded after the restart; stats %+v", br.Stats())
 		})
 
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(t.Context(), "EVENTBUS")
+	stream, err := jsClient(t, s).Stream(t.Context(), "EVENTBUS")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,25 @@ func (s *testServer) url() string {
 	return "nats://127.0.0.1:" + strconv.Itoa(s.port)
 }
 
+// startServerDenying starts a server whose test clients log in as an admin, and returns
+// it with a test Config in which the bridge logs in as a user that may not publish to
+// subject; the permission errors that nats.go reports are silenced.
+func startServerDenying(t testing.TB, subject string) (*testServer, natsbridge.Config) {
+	t.Helper()
+	s := startServerWith(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "admin", Password: "a"},
+			{Username: "bridge", Password: "b", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{subject}},
+			}},
+		}
+	})
+	cfg := testConfig(s)
+	cfg.URL = strings.Replace(s.url(), "admin:a@", "bridge:b@", 1)
+	cfg.Options = append(cfg.Options, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	return s, cfg
+}
+
 // testConfig is a Config for tests: quick reconnects, retries and redeliveries.
 func testConfig(s *testServer) natsbridge.Config {
 	return natsbridge.Config{
@@ -166,14 +185,7 @@ type deadLetters struct {
 // watchDeadLetters collects every message on the dead-letter subjects of the test stream.
 func watchDeadLetters(t testing.TB, s *testServer) *deadLetters {
 	t.Helper()
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatalf("nats.Connect() = %v", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jsClient(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := js.CreateOrUpdateConsumer(ctx, "EVENTBUS", jetstream.ConsumerConfig{
@@ -194,7 +206,6 @@ func watchDeadLetters(t testing.TB, s *testServer) *deadLetters {
 	t.Cleanup(func() {
 		cc.Stop()
 		<-cc.Closed()
-		nc.Close()
 	})
 	return dl
 }
@@ -214,18 +225,26 @@ func keyInPartition(p, n int) string {
 	}
 }
 
-// rawPublish stores msg in the test stream as a producer other than the bridge would.
-func rawPublish(t testing.TB, url string, msgs ...*nats.Msg) {
+// jsClient connects a JetStream client of its own to s, as a program other than the
+// bridge would; the test's cleanup closes it.
+func jsClient(t testing.TB, s *testServer) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(s.url())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("nats.Connect() = %v", err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+// rawPublish stores msgs in the test stream as a producer other than the bridge would.
+func rawPublish(t testing.TB, s *testServer, msgs ...*nats.Msg) {
+	t.Helper()
+	js := jsClient(t, s)
 	for _, m := range msgs {
 		if _, err := js.PublishMsg(t.Context(), m); err != nil {
 			t.Fatalf("publish to %s: %v", m.Subject, err)
@@ -289,4 +308,23 @@ func checkSettled(t testing.TB, st natsbridge.Stats) {
 	if ended := st.Handled + st.AckFailures + st.Retried + st.HandedBack + st.DeadLettered + st.Dropped; ended != st.Received {
 		t.Errorf("stats %+v: %d deliveries ended in an outcome; want all %d received", st, ended, st.Received)
 	}
+}
+
+// busDeadLetters is a dead-letter hook of the local bus that keeps what it receives.
+type busDeadLetters struct {
+	mu      sync.Mutex
+	letters []eventbus.DeadLetter
+}
+
+func (d *busDeadLetters) HandleDeadLetter(_ context.Context, dl eventbus.DeadLetter) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.letters = append(d.letters, dl)
+	return nil
+}
+
+func (d *busDeadLetters) all() []eventbus.DeadLetter {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]eventbus.DeadLetter(nil), d.letters...)
 }

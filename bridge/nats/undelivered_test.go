@@ -11,7 +11,6 @@ import (
 	"github.com/ae30fb47/eventbus"
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -24,19 +23,10 @@ func TestUndeliveredDeadLetter(t *testing.T) {
 	connect(t, newBus(t, "bus-a"), cfg, natsbridge.Forward(steps)) // makes the stream
 	key := keyInPartition(0, cfg.Partitions)
 	e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: key, Payload: step{Key: key}}
-	rawPublish(t, s.url(), cloudEventMsg(t, e, "eventbus.0.test.step"))
+	rawPublish(t, s, cloudEventMsg(t, e, "eventbus.0.test.step"))
 
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The consumer of partition 0 as the bridge makes it (Connect updates it later).
-	c, err := js.CreateOrUpdateConsumer(t.Context(), "EVENTBUS", jetstream.ConsumerConfig{
+	c, err := jsClient(t, s).CreateOrUpdateConsumer(t.Context(), "EVENTBUS", jetstream.ConsumerConfig{
 		Durable: "eventbus-0", FilterSubject: "eventbus.0.test.step", AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: cfg.AckWait, MaxAckPending: 1, MaxDeliver: -1, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
