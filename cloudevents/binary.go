@@ -1,7 +1,6 @@
 package cloudevents
 
 import (
-	"encoding/json"
 	"fmt"
 	"iter"
 	"maps"
@@ -10,47 +9,70 @@ import (
 )
 
 // Binding says how a broker's message headers carry a CloudEvent in binary mode: the
-// prefix of every attribute's header, and the header that holds datacontenttype (and,
-// for a structured message, its media type).
+// prefix of every attribute's header, the header that holds datacontenttype (and, for a
+// structured message, its media type), and whether header values are percent-encoded.
 type Binding struct {
 	Prefix      string // prefix of attribute headers: "ce-" makes the id header "ce-id"
 	ContentType string // header of the content type, as in "content-type"
+	// PercentEncoded says that header values are percent-encoded, as the HTTP binding
+	// requires for headers that must be printable ASCII: space, '"', '%' and every byte
+	// outside printable ASCII become %XX. Without it, values travel as UTF-8, as they are.
+	PercentEncoded bool
 }
 
-// The bindings of the brokers whose CloudEvents protocol bindings define binary mode.
+// The bindings of the brokers this package knows. They are variables because Go has no
+// struct constants, as base64.StdEncoding and binary.LittleEndian are: treat them as
+// constants, and make a Binding of your own for another broker.
+//
+// NATS follows the NATS protocol binding's binary mode, which its published version
+// (1.0.2) does not define yet (it knows only structured mode; NATS 2.2 added headers), as
+// the version in the works (1.0.3) and cloudevents/sdk-go do: "ce-" headers with values
+// percent-encoded as in HTTP, and the datacontenttype in "content-type", as sdk-go writes
+// it (the draft names it "ce-datacontenttype", which Message also reads). Kafka and AMQP
+// follow their bindings 1.0.2: "ce_" headers and "cloudEvents:" application properties,
+// values as UTF-8 strings, without percent-encoding.
+//
+// Interoperability: sdk-go (v2.16, checked with its HTTP binding) does not undo
+// percent-encoding when it reads binary mode, so an attribute value with a space, '"', '%'
+// or a non-ASCII character reaches it encoded; use structured mode (content type
+// application/cloudevents+json) with sdk-go consumers when values may hold those.
 var (
-	NATS  = Binding{Prefix: "ce-", ContentType: "content-type"}
+	NATS  = Binding{Prefix: "ce-", ContentType: "content-type", PercentEncoded: true}
 	Kafka = Binding{Prefix: "ce_", ContentType: "content-type"}
 	AMQP  = Binding{Prefix: "cloudEvents:", ContentType: "content-type"}
 )
 
 // WriteBinary writes e in binary mode: it calls set once per header, each context
 // attribute and extension under the binding's prefix (datacontenttype under its content
-// type header instead), with values percent-encoded as the HTTP binding requires, and
-// returns the body: e.Data, not copied. It returns an [*Error] if e is not valid (see
+// type header instead), with values percent-encoded if the binding says so, and returns
+// the body: e.Data, not copied. It returns an [*Error] if e is not valid (see
 // [Event.Validate]), before calling set.
-func (e *Event) WriteBinary(b Binding, set func(name, value string)) ([]byte, error) {
+func (e Event) WriteBinary(b Binding, set func(name, value string)) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
+	encode := func(s string) string { return s }
+	if b.PercentEncoded {
+		encode = encodeHeader
+	}
 	set(b.Prefix+attrSpecVersion, SpecVersion)
-	set(b.Prefix+attrID, encodeHeader(e.ID))
-	set(b.Prefix+attrSource, encodeHeader(e.Source))
-	set(b.Prefix+attrType, encodeHeader(e.Type))
+	set(b.Prefix+attrID, encode(e.ID))
+	set(b.Prefix+attrSource, encode(e.Source))
+	set(b.Prefix+attrType, encode(e.Type))
 	if e.Subject != "" {
-		set(b.Prefix+attrSubject, encodeHeader(e.Subject))
+		set(b.Prefix+attrSubject, encode(e.Subject))
 	}
 	if !e.Time.IsZero() {
 		set(b.Prefix+attrTime, formatTime(e.Time))
 	}
 	if e.DataContentType != "" {
-		set(b.ContentType, encodeHeader(e.DataContentType))
+		set(b.ContentType, encode(e.DataContentType))
 	}
 	if e.DataSchema != "" {
-		set(b.Prefix+attrDataSchema, encodeHeader(e.DataSchema))
+		set(b.Prefix+attrDataSchema, encode(e.DataSchema))
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.Extensions)) {
-		set(b.Prefix+name, encodeHeader(e.Extensions[name]))
+		set(b.Prefix+name, encode(e.Extensions[name]))
 	}
 	return e.Data, nil
 }
@@ -59,8 +81,9 @@ func (e *Event) WriteBinary(b Binding, set func(name, value string)) ([]byte, er
 // type header is a CloudEvents media type (application/cloudevents+json), in binary mode
 // otherwise. header yields each header's name and values, as maps.All does for a NATS or
 // HTTP header map; names are matched without regard to case, and other headers are
-// ignored. In binary mode, a header given twice, or an extension under an invalid name,
-// is an error; data of a JSON media type must be valid JSON. The errors and limits are
+// ignored; values are percent-decoded if the binding says they are encoded. In binary
+// mode, a header given twice, or an extension under an invalid name,
+// is an error; data of a JSON media type must be valid JSON in UTF-8. The errors and limits are
 // those of [Decoder.Structured]. It never panics.
 func (d Decoder) Message(b Binding, header iter.Seq2[string, []string], body []byte) (Event, error) {
 	if b.Prefix == "" || b.ContentType == "" {
@@ -99,9 +122,12 @@ func (d Decoder) Message(b Binding, header iter.Seq2[string, []string], body []b
 			return Event{}, malformed(attr, "header given more than once")
 		}
 		seen[attr] = true
-		value, ok := decodeHeader(values[0])
-		if !ok {
-			return Event{}, malformed(attr, "bad percent-encoding")
+		value := values[0]
+		if b.PercentEncoded {
+			var ok bool
+			if value, ok = decodeHeader(value); !ok {
+				return Event{}, malformed(attr, "bad percent-encoding")
+			}
 		}
 		isAttr, err := ev.setAttribute(attr, value, &specVersion)
 		if err == nil && !isAttr {
@@ -121,7 +147,7 @@ func (d Decoder) Message(b Binding, header iter.Seq2[string, []string], body []b
 	}
 	if len(body) > 0 {
 		ev.Data = body
-		if ev.DataContentType != "" && isJSON(ev.DataContentType) && !json.Valid(body) {
+		if ev.DataContentType != "" && isJSON(ev.DataContentType) && !validJSON(body) {
 			return Event{}, malformed(memberData, "not valid JSON, though datacontenttype is "+ev.DataContentType)
 		}
 	}

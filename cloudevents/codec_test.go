@@ -56,6 +56,30 @@ func TestStructuredOutput(t *testing.T) {
 	}
 }
 
+// An Event marshals to the JSON event format as a value too, not only through a pointer:
+// inside a map, a slice or a struct field, or passed to json.Marshal as it is.
+func TestMarshalValue(t *testing.T) {
+	e, err := cloudevents.FromEvent(sampleOrder())
+	if err != nil {
+		t.Fatalf("FromEvent() = %v", err)
+	}
+	want, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatalf("MarshalJSON() = %v", err)
+	}
+	got, err := json.Marshal(e)
+	if err != nil || string(got) != string(want) {
+		t.Errorf("json.Marshal(value) = %s, %v; want %s", got, err, want)
+	}
+	got, err = json.Marshal(map[string]cloudevents.Event{"e": e})
+	if err != nil || string(got) != `{"e":`+string(want)+`}` {
+		t.Errorf("json.Marshal(map of values) = %s, %v; want {\"e\":%s}", got, err, want)
+	}
+	if _, err := json.Marshal(cloudevents.Event{}); !errors.Is(err, cloudevents.ErrInvalid) {
+		t.Errorf("json.Marshal(zero Event) = %v; want ErrInvalid, not a Go struct dump", err)
+	}
+}
+
 func TestEnvelopeRoundTrip(t *testing.T) {
 	in := sampleOrder()
 	in.Time = time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("CET", 3600)) // any zone: the instant survives
@@ -139,6 +163,10 @@ func TestFromEventRejects(t *testing.T) {
 		{name: "control character in value", md: eventbus.Metadata{"tenant": "a\nb"}, attr: "tenant"},
 		{name: "invalid UTF-8", md: eventbus.Metadata{"tenant": "\xff"}, attr: "tenant"},
 		{name: "relative dataschema", md: eventbus.Metadata{"dataschema": "schemas/order"}, attr: "dataschema"},
+		// CloudEvents has no empty subject or dataschema: dropping the entry would change
+		// the envelope on its way back.
+		{name: "empty subject", md: eventbus.Metadata{"subject": ""}, attr: "subject"},
+		{name: "empty dataschema", md: eventbus.Metadata{"dataschema": "", "tenant": ""}, attr: "dataschema"},
 		{name: "empty source", edit: func(ev *eventbus.Event[order]) { ev.Source = "" }, attr: "source"},
 		{name: "nil ID", edit: func(ev *eventbus.Event[order]) { ev.ID = uuid.Nil }, attr: "id"},
 		{name: "year 10000", edit: func(ev *eventbus.Event[order]) { ev.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, attr: "time"},
@@ -249,6 +277,7 @@ func TestMessageRejects(t *testing.T) {
 		{"bad percent-encoding", func(h map[string][]string) { h["ce-source"] = []string{"a%zz"} }, `{}`, cloudevents.ErrMalformed, "source"},
 		{"bad extension name", func(h map[string][]string) { h["ce-trace_id"] = []string{"x"} }, `{}`, cloudevents.ErrInvalid, "trace_id"},
 		{"oversized data", nil, `"` + strings.Repeat("x", 2000) + `"`, cloudevents.ErrTooLarge, ""},
+		{"JSON data not in UTF-8", nil, "{\"\xdb\":0}", cloudevents.ErrMalformed, "data"},
 		{"malformed structured", func(h map[string][]string) { h["content-type"] = []string{cloudevents.ContentTypeStructured} }, `{"id"`, cloudevents.ErrMalformed, "id"},
 		{"structured, not JSON", func(h map[string][]string) { h["content-type"] = []string{"application/cloudevents+avro"} }, `{}`, cloudevents.ErrMalformed, "datacontenttype"},
 	}
@@ -267,18 +296,54 @@ func TestMessageRejects(t *testing.T) {
 	}
 }
 
-func TestHeaderPercentEncoding(t *testing.T) {
-	e := cloudevents.Event{
-		ID: "1", Source: "s", Type: "t",
-		Extensions: map[string]string{"note": `50% "off" für alle`},
+// Header values are percent-encoded where the binding says so (NATS, after the HTTP
+// binding's rule), and carried as UTF-8 as they are where it does not (Kafka, AMQP): a
+// Kafka consumer would otherwise read "50%25%20..." as the value.
+func TestHeaderValueEncoding(t *testing.T) {
+	const note = `50% "off" für alle`
+	tests := []struct {
+		binding cloudevents.Binding
+		header  string
+		want    string
+	}{
+		{cloudevents.NATS, "ce-note", "50%25%20%22off%22%20f%C3%BCr%20alle"},
+		{cloudevents.Kafka, "ce_note", note},
+		{cloudevents.AMQP, "cloudEvents:note", note},
 	}
-	h, body := headerOf(t, &e, cloudevents.NATS)
-	if got, want := h["ce-note"][0], "50%25%20%22off%22%20f%C3%BCr%20alle"; got != want {
-		t.Errorf("ce-note = %q; want %q", got, want)
+	for _, tt := range tests {
+		t.Run(tt.binding.Prefix, func(t *testing.T) {
+			e := cloudevents.Event{ID: "1", Source: "s", Type: "t", Extensions: map[string]string{"note": note}}
+			h, body := headerOf(t, &e, tt.binding)
+			if got := h[tt.header]; len(got) != 1 || got[0] != tt.want {
+				t.Errorf("%s = %q; want %q", tt.header, got, tt.want)
+			}
+			back, err := cloudevents.Decoder{}.Message(tt.binding, maps.All(h), body)
+			if err != nil || !sameEvent(e, back) {
+				t.Errorf("Message() = %+v, %v; want %+v", back, err, e)
+			}
+		})
 	}
-	back, err := cloudevents.Decoder{}.Message(cloudevents.NATS, maps.All(h), body)
-	if err != nil || !sameEvent(e, back) {
-		t.Errorf("Message() = %+v, %v; want %+v", back, err, e)
+	t.Run("no percent-decoding without percent-encoding", func(t *testing.T) {
+		h := map[string][]string{"ce_specversion": {"1.0"}, "ce_id": {"1"}, "ce_source": {"s"}, "ce_type": {"t"}, "ce_note": {"100%zz"}}
+		e, err := cloudevents.Decoder{}.Message(cloudevents.Kafka, maps.All(h), nil)
+		if err != nil || e.Extensions["note"] != "100%zz" {
+			t.Errorf("Message(Kafka, ce_note 100%%zz) = %+v, %v; want the value as it is", e, err)
+		}
+	})
+}
+
+// The draft NATS binding names the datacontenttype header ce-datacontenttype; sdk-go
+// and this package write content-type. Both are read, but not both at once.
+func TestNATSDataContentTypeHeaders(t *testing.T) {
+	h := map[string][]string{"ce-specversion": {"1.0"}, "ce-id": {"1"}, "ce-source": {"s"}, "ce-type": {"t"},
+		"ce-datacontenttype": {"application/json"}}
+	e, err := cloudevents.Decoder{}.Message(cloudevents.NATS, maps.All(h), []byte(`{"a":1}`))
+	if err != nil || e.DataContentType != "application/json" {
+		t.Errorf("Message(ce-datacontenttype) = %+v, %v; want datacontenttype application/json", e, err)
+	}
+	h["content-type"] = []string{"application/json"}
+	if _, err := (cloudevents.Decoder{}).Message(cloudevents.NATS, maps.All(h), []byte(`{"a":1}`)); !errors.Is(err, cloudevents.ErrMalformed) {
+		t.Errorf("Message(content-type and ce-datacontenttype) = %v; want ErrMalformed", err)
 	}
 }
 

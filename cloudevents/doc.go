@@ -14,7 +14,7 @@
 //	Time             time (RFC 3339, UTC, nanoseconds)
 //	Key              the partitionkey extension (CloudEvents' Partitioning extension)
 //	Metadata         extensions, one per entry; "subject" and "dataschema" become those
-//	                 optional attributes
+//	                 optional attributes (and must not be empty)
 //	Payload          data: JSON (datacontenttype application/json), or, for a []byte
 //	                 payload, the bytes as they are (application/octet-stream)
 //	                 specversion is always 1.0
@@ -30,14 +30,17 @@
 // Structured mode puts the whole event in one JSON document (media type
 // application/cloudevents+json): [Event.MarshalJSON] writes it, [Decoder.Structured]
 // reads it. Data of a JSON media type is embedded as JSON ("data"); other data, a []byte
-// payload included, is base64 ("data_base64").
+// payload included, is base64 ("data_base64"), and so is JSON that is not valid UTF-8,
+// which a JSON document cannot hold as it is.
 //
 // Binary mode puts the attributes in the broker's message headers and the data, as is,
 // in its body: [Event.WriteBinary] and [Decoder.Message]. A [Binding] names the header
-// prefix of the broker: "ce-" for NATS ([NATS]), "ce_" for Kafka ([Kafka]),
-// "cloudEvents:" for AMQP ([AMQP]). Header values are percent-encoded as the HTTP binding
-// requires. Decoder.Message also accepts a structured message, told apart by its
-// content type.
+// prefix of the broker and whether its header values are percent-encoded: "ce-" and
+// percent-encoded values, as the HTTP binding requires, for NATS ([NATS]); "ce_" for
+// Kafka ([Kafka]) and "cloudEvents:" for AMQP ([AMQP]), values as UTF-8. Binary mode on
+// NATS is the draft of the NATS binding (1.0.3), which sdk-go implements too; the
+// published binding (1.0.2) defines only structured mode. Decoder.Message also accepts a
+// structured message, told apart by its content type.
 //
 // # Decoding untrusted input
 //

@@ -103,8 +103,8 @@ func checkString(attr, s string) error {
 // is a valid CloudEvent that every mode can carry: ID, Source and Type present, every
 // string valid UTF-8 without control characters, Source a URI reference, DataSchema an
 // absolute URI, Time within years 0 to 9999, DataContentType a media type, extension
-// names valid, and Data valid JSON when DataContentType is a JSON media type.
-func (e *Event) Validate() error {
+// names valid, and Data valid JSON (in UTF-8) when DataContentType is a JSON media type.
+func (e Event) Validate() error {
 	for _, a := range [...]struct{ name, value string }{
 		{attrID, e.ID}, {attrSource, e.Source}, {attrType, e.Type},
 	} {
@@ -150,11 +150,16 @@ func (e *Event) Validate() error {
 			return err
 		}
 	}
-	if e.Data != nil && isJSON(e.DataContentType) && e.DataContentType != "" && !json.Valid(e.Data) {
+	if e.Data != nil && isJSON(e.DataContentType) && e.DataContentType != "" && !validJSON(e.Data) {
 		return invalid(memberData, "not valid JSON, though datacontenttype is "+e.DataContentType)
 	}
 	return nil
 }
+
+// validJSON reports whether b is JSON text as RFC 8259 requires it on the wire: valid
+// JSON in UTF-8. encoding/json's Valid alone accepts invalid UTF-8 inside strings, which
+// a structured event, a UTF-8 document, cannot carry as is.
+func validJSON(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
 
 // isJSON reports whether the media type ct is JSON: application/json, text/json or a
 // +json suffix, with any parameters; "" counts as JSON, the default of the JSON format.

@@ -103,6 +103,7 @@ func FuzzEnvelope(f *testing.F) {
 	f.Add([]byte("0123456789abcdef"), "/shop", int64(1_700_000_000_123_456_789), "o-1", "tenant", "acme", "o-1", 42.5, []byte{1, 2})
 	f.Add([]byte{}, "", int64(0), "", "", "", "", 0.0, []byte(nil))
 	f.Add([]byte("0123456789abcdef"), "s", int64(-62135596800_000_000_0), "k\x00", "Bad_Name", "\xff", "", -1.0, []byte{})
+	f.Add([]byte("0123456789abcdef"), "s", int64(0), "", "subject", "", "", 0.0, []byte(nil))
 	f.Fuzz(func(t *testing.T, id []byte, source string, unixNano int64, key, mdName, mdValue, orderID string, total float64, blob []byte) {
 		var ev eventbus.Event[order]
 		copy(ev.ID[:], id)

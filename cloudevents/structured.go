@@ -19,10 +19,12 @@ const ContentTypeStructured = "application/cloudevents+json"
 
 // MarshalJSON writes e in the JSON event format (structured mode): the context
 // attributes, then the extensions sorted by name, then the data, embedded as JSON
-// ("data") when DataContentType is a JSON media type (or absent) and Data is valid JSON
-// with no white space around it (and not null), and as base64 ("data_base64") otherwise. It returns an [*Error] if e is not valid (see
-// [Event.Validate]).
-func (e *Event) MarshalJSON() ([]byte, error) {
+// ("data") when DataContentType is a JSON media type (or absent) and Data is valid JSON in
+// UTF-8 with no white space around it (and not null), and as base64 ("data_base64")
+// otherwise. It returns an [*Error] if e is not valid (see [Event.Validate]). Its
+// receiver is a value, so encoding/json uses it for an Event held by value too (in a map,
+// a slice or a field), not only through a pointer.
+func (e Event) MarshalJSON() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,12 +62,12 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 }
 
 // embedsJSON reports whether data goes into structured mode as JSON ("data") rather than
-// base64: if its media type is JSON (or absent) and it is valid JSON without white space
-// around it, which a decoder would not keep, and not null, which a decoder reads as no
-// data.
+// base64: if its media type is JSON (or absent) and it is valid JSON in UTF-8 (the
+// document must be UTF-8) without white space around it, which a decoder would not keep,
+// and not null, which a decoder reads as no data.
 func embedsJSON(ct string, data []byte) bool {
 	return isJSON(ct) && len(data) > 0 && len(bytes.TrimSpace(data)) == len(data) &&
-		string(data) != "null" && json.Valid(data)
+		string(data) != "null" && validJSON(data)
 }
 
 // UnmarshalJSON reads e from the JSON event format with the limits of the zero [Decoder];
@@ -152,7 +154,10 @@ func (d Decoder) maxExtensions() int {
 // that is not one: of kind [ErrTooLarge] over the limits, [ErrMalformed] for bytes that are
 // not a JSON object of unique members, or data that does not match its type, and
 // [ErrInvalid] for attributes that are missing or wrong (specversion other than 1.0
-// included). A member whose value is null counts as absent. It never panics.
+// included). A member whose value is null counts as absent. It reads the document once
+// and stops at the first fault, so its cost is linear in the size of data and a document
+// with more than MaxExtensions extensions is refused at the first one over. It never
+// panics.
 func (d Decoder) Structured(data []byte) (Event, error) {
 	if len(data) > d.maxSize() {
 		return Event{}, &Error{ErrTooLarge, "", fmt.Sprintf("%d bytes, over the limit of %d", len(data), d.maxSize())}
@@ -160,43 +165,40 @@ func (d Decoder) Structured(data []byte) (Event, error) {
 	if !utf8.Valid(data) {
 		return Event{}, malformed("", "not valid UTF-8")
 	}
-	members, err := objectMembers(data)
-	if err != nil {
-		return Event{}, err
-	}
 	var ev Event
 	var specVersion string
 	var dataMember, dataBase64 json.RawMessage
-	for _, m := range members {
+	maxExtensions := d.maxExtensions()
+	err := eachMember(data, func(name string, value json.RawMessage) error {
 		switch {
-		case m.name == memberData:
-			if !isNull(m.value) {
-				dataMember = m.value
+		case name == memberData:
+			if !isNull(value) {
+				dataMember = value
 			}
-		case m.name == memberDataBase64:
-			if !isNull(m.value) {
-				dataBase64 = m.value
+		case name == memberDataBase64:
+			if !isNull(value) {
+				dataBase64 = value
 			}
-		case reserved(m.name):
-			s, present, err := stringMember(m)
+		case reserved(name):
+			s, present, err := stringMember(name, value)
 			if err == nil && present {
-				_, err = ev.setAttribute(m.name, s, &specVersion)
+				_, err = ev.setAttribute(name, s, &specVersion)
 			}
-			if err != nil {
-				return Event{}, err
-			}
+			return err
 		default:
-			if err := checkExtensionName(m.name); err != nil {
-				return Event{}, err
+			if err := checkExtensionName(name); err != nil {
+				return err
 			}
-			v, present, err := extensionValue(m)
+			v, present, err := extensionValue(name, value)
 			if err == nil && present {
-				err = ev.addExtension(m.name, v, d.maxExtensions())
+				err = ev.addExtension(name, v, maxExtensions)
 			}
-			if err != nil {
-				return Event{}, err
-			}
+			return err
 		}
+		return nil
+	})
+	if err != nil {
+		return Event{}, err
 	}
 	if err := checkSpecVersion(specVersion); err != nil {
 		return Event{}, err
@@ -292,44 +294,41 @@ func structuredData(ct string, data, data64 json.RawMessage) ([]byte, error) {
 	return slices.Clone(data), nil
 }
 
-// member is one member of a JSON object, its value as raw JSON.
-type member struct {
-	name  string
-	value json.RawMessage
-}
-
-// objectMembers splits data, which must be one JSON object with unique member names and
-// nothing after it, into its members.
-func objectMembers(data []byte) ([]member, error) {
+// eachMember calls fn with each member of data, which must be one JSON object with unique
+// member names and nothing after it, as it is parsed: it stops at the first error, its
+// own or fn's, so that the cost of a document is bounded by what fn accepts of it. A
+// member name given twice is found with a set, in constant time per member.
+func eachMember(data []byte, fn func(name string, value json.RawMessage) error) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, malformed("", "not a JSON object")
+		return malformed("", "not a JSON object")
 	}
-	var members []member
+	seen := make(map[string]struct{})
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, malformed("", syntaxReason(err))
+			return malformed("", syntaxReason(err))
 		}
 		name, _ := tok.(string)
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
-			return nil, malformed(name, syntaxReason(err))
+			return malformed(name, syntaxReason(err))
 		}
-		for _, m := range members {
-			if m.name == name {
-				return nil, malformed(name, "member given twice")
-			}
+		if _, dup := seen[name]; dup {
+			return malformed(name, "member given twice")
 		}
-		members = append(members, member{name, value})
+		seen[name] = struct{}{}
+		if err := fn(name, value); err != nil {
+			return err
+		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, malformed("", syntaxReason(err))
+		return malformed("", syntaxReason(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, malformed("", "data after the JSON object")
+		return malformed("", "data after the JSON object")
 	}
-	return members, nil
+	return nil
 }
 
 // syntaxReason describes a JSON decoding error.
@@ -342,37 +341,37 @@ func syntaxReason(err error) string {
 
 func isNull(v json.RawMessage) bool { return string(v) == "null" }
 
-// stringMember returns the value of a context attribute, which must be a JSON string or
-// null (absent).
-func stringMember(m member) (s string, present bool, err error) {
-	if isNull(m.value) {
+// stringMember returns the value of the context attribute name, which must be a JSON
+// string or null (absent).
+func stringMember(name string, value json.RawMessage) (s string, present bool, err error) {
+	if isNull(value) {
 		return "", false, nil
 	}
-	if m.value[0] != '"' {
-		return "", false, invalid(m.name, "must be a JSON string")
+	if value[0] != '"' {
+		return "", false, invalid(name, "must be a JSON string")
 	}
-	if err := json.Unmarshal(m.value, &s); err != nil {
-		return "", false, malformed(m.name, err.Error())
+	if err := json.Unmarshal(value, &s); err != nil {
+		return "", false, malformed(name, err.Error())
 	}
 	return s, true, nil
 }
 
 // extensionValue returns the value of an extension as a string: a JSON string as is, an
 // integer or a boolean as its text; null means absent. Other JSON values are invalid.
-func extensionValue(m member) (v string, present bool, err error) {
-	switch c := m.value[0]; {
+func extensionValue(name string, value json.RawMessage) (v string, present bool, err error) {
+	switch c := value[0]; {
 	case c == 'n':
 		return "", false, nil
 	case c == '"':
-		return stringMember(m)
+		return stringMember(name, value)
 	case c == 't' || c == 'f':
-		return string(m.value), true, nil
+		return string(value), true, nil
 	case c == '-' || (c >= '0' && c <= '9'):
-		n, err := strconv.ParseInt(string(m.value), 10, 32)
+		n, err := strconv.ParseInt(string(value), 10, 32)
 		if err != nil {
-			return "", false, invalid(m.name, "a number must be a 32-bit integer, got "+string(m.value))
+			return "", false, invalid(name, "a number must be a 32-bit integer, got "+string(value))
 		}
 		return strconv.FormatInt(n, 10), true, nil
 	}
-	return "", false, invalid(m.name, "an extension must be a string, an integer or a boolean")
+	return "", false, invalid(name, "an extension must be a string, an integer or a boolean")
 }

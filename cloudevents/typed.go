@@ -20,9 +20,10 @@ const (
 // as encoding/json does it: invalid UTF-8 in a string becomes U+FFFD).
 //
 // FromEvent returns an [*Error] of kind [ErrInvalid] for a Metadata key that cannot be an
-// extension's name (see the package doc), partitionkey included, or for an envelope that
-// makes an invalid event (see [Event.Validate]): an empty Source, a control character in
-// the Key. A payload that does not marshal gives an error of kind [ErrData].
+// extension's name (see the package doc), partitionkey included, for an empty "subject" or
+// "dataschema" entry (CloudEvents has no empty value for either, and dropping it would
+// change the envelope), or for an envelope that makes an invalid event (see
+// [Event.Validate]): an empty Source, a control character in the Key. A payload that does not marshal gives an error of kind [ErrData].
 func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 	e := Event{
 		ID:     ev.ID.String(),
@@ -38,11 +39,15 @@ func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 	}
 	for name, value := range ev.Metadata {
 		switch name {
-		case attrSubject:
-			e.Subject = value
-			continue
-		case attrDataSchema:
-			e.DataSchema = value
+		case attrSubject, attrDataSchema:
+			if value == "" { // the attribute would be absent, and the entry lost on the way back
+				return Event{}, invalid(name, "empty; CloudEvents requires it to be non-empty when present")
+			}
+			if name == attrSubject {
+				e.Subject = value
+			} else {
+				e.DataSchema = value
+			}
 			continue
 		case PartitionKey:
 			return Event{}, invalid(name, "is reserved for the event's Key")

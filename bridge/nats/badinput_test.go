@@ -12,7 +12,6 @@ import (
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Messages on the wire that are not CloudEvents of a received topic are counted,
@@ -44,32 +43,21 @@ func TestBadInput(t *testing.T) {
 		header nats.Header
 		body   string
 		want   string // in the dead letter's error
+		tries  int    // deliveries before the dead letter: 1, but the retry policy's for an unknown type
 	}{
-		{"malformed JSON data", good(), `{"key":`, "malformed event \"data\""},
-		{"malformed structured JSON", nats.Header{"content-type": {"application/cloudevents+json"}}, `{"specversion":"1.0",`, "malformed event"},
-		{"missing id", with(func(h nats.Header) { delete(h, "ce-id") }), `{}`, `invalid attribute "id": missing`},
-		{"wrong specversion", with(func(h nats.Header) { h["ce-specversion"] = []string{"0.3"} }), `{}`, `"specversion": must be 1.0`},
-		{"oversized data", good(), `"` + strings.Repeat("x", 8000) + `"`, "event too large"},
-		{"unknown type", with(func(h nats.Header) { h["ce-type"] = []string{"test.unknown"} }), `{}`, "unknown event type"},
-		{"id not a UUID", with(func(h nats.Header) { h["ce-id"] = []string{"abc"} }), `{}`, `invalid attribute "id"`},
-		{"data of the wrong shape", good(), `{"key":5}`, "data does not fit"},
-		{"not a CloudEvent", nil, "hello", "specversion"},
+		{"malformed JSON data", good(), `{"key":`, "malformed event \"data\"", 1},
+		{"malformed structured JSON", nats.Header{"content-type": {"application/cloudevents+json"}}, `{"specversion":"1.0",`, "malformed event", 1},
+		{"missing id", with(func(h nats.Header) { delete(h, "ce-id") }), `{}`, `invalid attribute "id": missing`, 1},
+		{"wrong specversion", with(func(h nats.Header) { h["ce-specversion"] = []string{"0.3"} }), `{}`, `"specversion": must be 1.0`, 1},
+		{"oversized data", good(), `"` + strings.Repeat("x", 8000) + `"`, "event too large", 1},
+		{"unknown type", with(func(h nats.Header) { h["ce-type"] = []string{"test.unknown"} }), `{}`, "unknown event type", cfg.Retry.MaxAttempts},
+		{"id not a UUID", with(func(h nats.Header) { h["ce-id"] = []string{"abc"} }), `{}`, `invalid attribute "id"`, 1},
+		{"data of the wrong shape", good(), `{"key":5}`, "data does not fit", 1},
+		{"not a CloudEvent", nil, "hello", "specversion", 1},
 	}
 
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range tests {
-		msg := &nats.Msg{Subject: "eventbus.0.test.step", Header: tt.header, Data: []byte(tt.body)}
-		if _, err := js.PublishMsg(t.Context(), msg); err != nil {
-			t.Fatalf("publish %s: %v", tt.name, err)
-		}
+		rawPublish(t, s, &nats.Msg{Subject: "eventbus.0.test.step", Header: tt.header, Data: []byte(tt.body)})
 	}
 	// A good event behind them, in the same partition.
 	a := newBus(t, "bus-a")
@@ -97,11 +85,13 @@ func TestBadInput(t *testing.T) {
 		h := dl.Headers()
 		if h.Get(natsbridge.HeaderReason) != natsbridge.ReasonInvalid || !strings.Contains(h.Get(natsbridge.HeaderError), tt.want) ||
 			h.Get(natsbridge.HeaderSubject) != "eventbus.0.test.step" || dl.Subject() != "eventbus.deadletter.0.test.step" ||
-			string(dl.Data()) != tt.body {
-			t.Errorf("%s: dead letter on %s, headers %v; want reason invalid, an error with %q, the original body", tt.name, dl.Subject(), h, tt.want)
+			string(dl.Data()) != tt.body || h.Get(natsbridge.HeaderAttempts) != fmt.Sprint(tt.tries) {
+			t.Errorf("%s: dead letter on %s, headers %v; want reason invalid, an error with %q, the original body, %d attempts",
+				tt.name, dl.Subject(), h, tt.want, tt.tries)
 		}
 	}
 	if st := brB.Stats(); st.Invalid != uint64(len(tests)) || st.DeadLettered != uint64(len(tests)) || st.Handled != 1 {
 		t.Errorf("stats = %+v; want %d invalid and dead-lettered, 1 handled", st, len(tests))
 	}
+	checkSettled(t, brB.Stats())
 }

@@ -19,13 +19,18 @@ import (
 // [Forward] and feeds the bus the topics given with [Receive]. Make one with [Connect] and
 // stop it with [Bridge.Close]. Its methods are safe for concurrent use.
 type Bridge struct {
-	cfg      Config
-	bus      *eventbus.Bus
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	registry *cloudevents.Registry
-	decoder  cloudevents.Decoder
-	stats    counters
+	cfg Config
+	bus *eventbus.Bus
+	nc  *nats.Conn
+	// connClosed is closed by the connection's ClosedHandler, if closedCallback: the
+	// options may turn it off for a Close of ours (nats.NoCallbacksAfterClientClose),
+	// which then closes the connection at once.
+	connClosed     chan struct{}
+	closedCallback bool
+	js             jetstream.JetStream
+	registry       *cloudevents.Registry
+	decoder        cloudevents.Decoder
+	stats          counters
 
 	maxAttempts int // deliveries of a received event, from cfg.Retry
 
@@ -43,7 +48,10 @@ type Bridge struct {
 // consumers of the received topics (one per partition), and starts forwarding and
 // receiving on bus b per routes. It returns an error, and leaves nothing running, for an
 // invalid Config or route, a topic both forwarded and received (a loop), or a server that
-// cannot be reached or refuses the stream or a consumer before ctx ends.
+// cannot be reached or refuses the stream or a consumer before ctx ends. ctx bounds the
+// whole of it, the connection's dial and handshake included (nats.go's own connect
+// timeout, nats.Timeout, 2s by default, still applies within it); once Connect has
+// returned, ctx no longer matters: reconnections go on as the options say.
 //
 // The bridge does not own b: close the bridge first (which finishes forwarding what b
 // accepted), then b.
@@ -62,10 +70,7 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		decoder:  cloudevents.Decoder{MaxSize: cfg.MaxEventBytes},
 		closed:   make(chan struct{}),
 	}
-	br.maxAttempts = cfg.Retry.MaxAttempts
-	if br.maxAttempts == 0 {
-		br.maxAttempts = 3 // the default of eventbus.RetryPolicy
-	}
+	br.maxAttempts = cfg.Retry.MaxAttempts // set by withDefaults
 	forwarded := map[string]bool{}
 	var received []string
 	for _, r := range routes {
@@ -93,9 +98,8 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		}
 	}
 
-	opts := append([]nats.Option{nats.MaxReconnects(-1)}, cfg.Options...)
-	if br.nc, err = nats.Connect(cfg.URL, opts...); err != nil {
-		return nil, fmt.Errorf("natsbridge: connect to %s: %w", cfg.URL, err)
+	if err := br.dial(ctx); err != nil {
+		return nil, err
 	}
 	if br.js, err = jetstream.New(br.nc); err == nil {
 		err = br.ensureStream(ctx)
@@ -105,7 +109,7 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		consumers, err = br.ensureConsumers(ctx, received)
 	}
 	if err != nil {
-		br.nc.Close()
+		br.closeConn(ctx)
 		return nil, err
 	}
 
@@ -118,7 +122,7 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 			for _, s := range br.forwards {
 				s.Close(ctx) // forwards what was published meanwhile, until ctx ends
 			}
-			br.nc.Close()
+			br.closeConn(ctx)
 			return nil, fmt.Errorf("natsbridge: Forward: %w", err)
 		}
 		br.forwards = append(br.forwards, sub)
@@ -224,11 +228,14 @@ func Partition(key string, n int) int {
 //  3. It closes the forwarding subscriptions, which forward what the bus accepted, with
 //     their retries, until ctx ends; what is left is dead-lettered by the bus (see
 //     eventbus.Subscription.Close), never dropped silently.
-//  4. It drains and closes the NATS connection.
+//  4. It flushes the NATS connection, so that the acks it sent reach the server (for at
+//     most PublishTimeout, and not once ctx has ended or while the connection is down),
+//     and closes it; a ClosedHandler given in Config.Options runs then.
 //
-// Close returns ctx.Err() if ctx ended first, and nil otherwise. No goroutine of the
-// bridge (nor of its NATS connection) is left when it returns. Later calls return the
-// first call's result.
+// Every wait above ends when ctx does: acks and dead letters waiting for the server's
+// confirmation included. Close returns ctx.Err() if ctx ended first, and nil otherwise. No
+// goroutine of the bridge is left when it returns, and its NATS connection is closed.
+// Later calls return the first call's result.
 func (br *Bridge) Close(ctx context.Context) error {
 	br.closeOnce.Do(func() {
 		defer close(br.closed)
@@ -246,7 +253,7 @@ func (br *Bridge) Close(ctx context.Context) error {
 		for _, s := range br.forwards {
 			errs = append(errs, s.Close(ctx))
 		}
-		br.closeConn()
+		br.closeConn(ctx)
 		br.closeErr = errors.Join(errs...)
 		if ctx.Err() != nil {
 			br.closeErr = ctx.Err()
@@ -256,36 +263,52 @@ func (br *Bridge) Close(ctx context.Context) error {
 	return br.closeErr
 }
 
-// closeConn drains the connection (flushing acks) and waits until it is closed.
-func (br *Bridge) closeConn() {
-	closed := make(chan struct{})
-	br.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := br.nc.Drain(); err != nil {
-		br.nc.Close()
-	}
-	if !br.nc.IsClosed() {
-		<-closed
-	}
-}
-
-// Stats are the bridge's counters since Connect.
+// Stats are the bridge's counters since Connect. Outbound:
+//
+//   - Forwarded: events JetStream acknowledged.
+//   - ForwardDuplicates: of those, acknowledged as duplicates of one already stored (a
+//     retried publish).
+//   - ForwardFailures: publishes that failed (each retried or dead-lettered by
+//     PublishRetry).
+//
+// Inbound, each delivery counts in Received and ends in exactly one of Handled,
+// AckFailures, Retried, HandedBack, DeadLettered or Dropped:
+//
+//   - Received: deliveries received, redeliveries included; Redelivered: of those,
+//     deliveries after the first of their event.
+//   - Handled: events every local subscriber handled, whose ack the server confirmed.
+//   - AckFailures: events every local subscriber handled, whose ack the server did not
+//     confirm: it redelivers them after AckWait.
+//   - Retried: deliveries sent back to be redelivered after the retry policy's delay
+//     (NakWithDelay): a subscriber failed, the topic had no local subscriber, or the type
+//     is not one this bridge receives.
+//   - NoSubscribers, UnknownTypes: deliveries that found no local subscriber of their
+//     topic, or had a type this bridge does not receive; each also ends in Retried, or,
+//     on the last attempt, in DeadLettered (or Dropped or HandedBack, if its dead letter
+//     cannot be published).
+//   - HandedBack: deliveries handed back for immediate redelivery (Nak) because the bridge
+//     or its bus was closing.
+//   - DeadLettered: events published to the dead-letter subject, then terminated;
+//     Invalid: of those, events that could not be decoded (never given to a handler).
+//   - DeadLetterFailures: dead-letter publishes that failed, each retried by
+//     PublishRetry.
+//   - Dropped: events terminated without a dead letter, every attempt to publish it
+//     having failed (logged at Error).
+//
+// A delivery without JetStream metadata, which a consumer never gives, is only logged.
 type Stats struct {
-	Forwarded          uint64 // events JetStream acknowledged
-	ForwardDuplicates  uint64 // of those, acknowledged as duplicates of one already stored (a retried publish)
-	ForwardFailures    uint64 // publishes that failed (each retried or dead-lettered by PublishRetry)
-	Received           uint64 // deliveries received, redeliveries included
-	Redelivered        uint64 // of those, deliveries after the first of their event
-	Handled            uint64 // events every local subscriber handled, then acked
-	Retried            uint64 // deliveries that failed and were sent back to be redelivered later
-	DeadLettered       uint64 // events published to the dead-letter subject, then terminated
-	Invalid            uint64 // of those, events that could not be decoded (never given to a handler)
-	DeadLetterFailures uint64 // dead-letter publishes that failed (the event is redelivered instead)
+	Forwarded, ForwardDuplicates, ForwardFailures uint64
+
+	Received, Redelivered, Handled, AckFailures, Retried, NoSubscribers, UnknownTypes,
+	HandedBack, DeadLettered, Invalid, DeadLetterFailures, Dropped uint64
 }
 
 // counters holds Stats atomically.
 type counters struct {
-	forwarded, forwardDuplicates, forwardFailures, received, redelivered,
-	handled, retried, deadLettered, invalid, deadLetterFailures atomic.Uint64
+	forwarded, forwardDuplicates, forwardFailures atomic.Uint64
+
+	received, redelivered, handled, ackFailures, retried, noSubscribers, unknownTypes,
+	handedBack, deadLettered, invalid, deadLetterFailures, dropped atomic.Uint64
 }
 
 // Stats returns the bridge's counters.
@@ -293,9 +316,11 @@ func (br *Bridge) Stats() Stats {
 	c := &br.stats
 	return Stats{
 		Forwarded: c.forwarded.Load(), ForwardDuplicates: c.forwardDuplicates.Load(),
-		ForwardFailures: c.forwardFailures.Load(), Received: c.received.Load(),
-		Redelivered: c.redelivered.Load(), Handled: c.handled.Load(), Retried: c.retried.Load(),
-		DeadLettered: c.deadLettered.Load(), Invalid: c.invalid.Load(),
-		DeadLetterFailures: c.deadLetterFailures.Load(),
+		ForwardFailures: c.forwardFailures.Load(),
+
+		Received: c.received.Load(), Redelivered: c.redelivered.Load(), Handled: c.handled.Load(),
+		AckFailures: c.ackFailures.Load(), Retried: c.retried.Load(), NoSubscribers: c.noSubscribers.Load(),
+		UnknownTypes: c.unknownTypes.Load(), HandedBack: c.handedBack.Load(), DeadLettered: c.deadLettered.Load(),
+		Invalid: c.invalid.Load(), DeadLetterFailures: c.deadLetterFailures.Load(), Dropped: c.dropped.Load(),
 	}
 }

@@ -17,7 +17,8 @@ import (
 //
 // Every bridge that shares a stream must agree on SubjectPrefix and Partitions, and every
 // bridge of one Group on the topics it receives and on AckWait: they share the durable
-// consumers, whose configuration the last one to connect writes.
+// consumers, whose configuration the last one to connect writes (see Rolling deploys in
+// the package doc for what happens while they disagree).
 type Config struct {
 	// URL of the NATS server(s), comma-separated; default nats.DefaultURL
 	// (nats://127.0.0.1:4222).
@@ -25,8 +26,11 @@ type Config struct {
 	// Options are passed to nats.Connect as they are: credentials (nats.UserCredentials,
 	// nats.UserInfo, nats.Token, nats.Nkey), TLS (nats.Secure, nats.RootCAs,
 	// nats.ClientCert), reconnection (nats.MaxReconnects, nats.ReconnectWait), a name.
-	// The bridge adds nats.MaxReconnects(-1) first, so that it reconnects forever unless
-	// an option says otherwise.
+	// A nats.ClosedHandler is kept (the bridge runs its own after it). The bridge
+	// adds nats.MaxReconnects(-1) first, so that it reconnects forever unless an option
+	// says otherwise, and nats.ReconnectBufSize(-1) last, which no option overrides: a publish or an ack made while the connection is down fails at once,
+	// instead of waiting in the client's buffer to be sent on reconnect, where a forward
+	// that its retries had meanwhile dead-lettered would be stored after all.
 	Options []nats.Option
 
 	// Stream is the JetStream stream's name; default "EVENTBUS". If it does not exist,
@@ -65,15 +69,27 @@ type Config struct {
 	AckWait time.Duration
 	// Retry is the broker-level retry policy of received events: its MaxAttempts counts
 	// deliveries by the server, and a failed delivery is redelivered after Backoff of its
-	// delivery count (NakWithDelay). Default: 5 attempts, 1s, doubling, capped at 1 min.
+	// delivery count (NakWithDelay). Each zero field takes its default: MaxAttempts 5,
+	// InitialBackoff 1s, MaxBackoff 1 min, then the bus's Multiplier 2 and Jitter 0.2
+	// (an InitialBackoff above 1 min raises the cap to it; a MaxBackoff below 1s lowers
+	// the first backoff to it).
 	Retry eventbus.RetryPolicy
 
 	// PublishRetry is the retry policy of the local subscription that forwards events:
 	// a publish that JetStream did not acknowledge (broker down, timeout) is retried by
-	// it, then dead-lettered. Default: 20 attempts, 100ms, doubling, capped at 5s, which
-	// rides out about a minute and a half of outage.
+	// it, then dead-lettered. Each zero field takes its default, as for Retry:
+	// MaxAttempts 20, InitialBackoff 100ms, MaxBackoff 5s, Multiplier 2, Jitter 0.2.
+	//
+	// The outage it rides out is the sum of its waits: 71.3s for the default (57s to
+	// 71.3s with jitter), since an attempt made while the client knows it is disconnected
+	// fails at once. An attempt that reaches no answer (a server that hangs, a connection
+	// not yet known to be dead) waits PublishTimeout instead: up to 20 × 5s more. Keep the
+	// whole schedule within the stream's Duplicates window, so that a forward retried
+	// after a lost ack is stored once. PublishRetry also paces the retries of a dead
+	// letter that cannot be published (see the package doc).
 	PublishRetry eventbus.RetryPolicy
-	// PublishTimeout bounds one publish, from sending to JetStream's ack; default 5s.
+	// PublishTimeout bounds one publish, from sending to JetStream's ack (forwards and
+	// dead letters), and one wait for the server to confirm an ack; default 5s.
 	PublishTimeout time.Duration
 	// PublishConcurrency is the forwarding subscription's concurrency (see
 	// eventbus.WithConcurrency): events of different keys forwarded at once; default 64.
@@ -85,8 +101,15 @@ type Config struct {
 	// MaxEventBytes bounds a received event: its body plus its CloudEvents headers.
 	// A larger one is dead-lettered as invalid. Default cloudevents.DefaultMaxSize (1 MiB).
 	MaxEventBytes int
-	// Logger receives the bridge's reports: dead letters at Warn, connection trouble at
-	// Warn, and failures to ack at Error. Default slog.Default().
+	// Logger receives the bridge's reports; default slog.Default(). At Info: a delivery
+	// sent back with a delay because its topic had no local subscriber or its type is
+	// not received here. At Warn: each dead letter; a dead-letter publish that failed and
+	// will be retried; an ack that the server did not confirm (it redelivers); a nak or
+	// term that could not reach the server; a fetch that failed and is restarted. At
+	// Error: an event dropped because its dead letter could not be published (with its
+	// stream sequence), and a delivery without JetStream metadata. The connection's own
+	// events (disconnects, reconnects) are nats.go's: see nats.DisconnectErrHandler and
+	// the like in Options.
 	Logger *slog.Logger
 	// Subscriber is the name of the local subscriptions that forward events; default
 	// "nats-bridge".
@@ -119,12 +142,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
-	if c.Retry == (eventbus.RetryPolicy{}) {
-		c.Retry = eventbus.RetryPolicy{MaxAttempts: 5, InitialBackoff: time.Second, MaxBackoff: time.Minute}
-	}
-	if c.PublishRetry == (eventbus.RetryPolicy{}) {
-		c.PublishRetry = eventbus.RetryPolicy{MaxAttempts: 20, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
-	}
+	c.Retry = retryDefaults(c.Retry, 5, time.Second, time.Minute)
+	c.PublishRetry = retryDefaults(c.PublishRetry, 20, 100*time.Millisecond, 5*time.Second)
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
 	}
@@ -165,6 +184,27 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("natsbridge: Group %q is not a valid consumer name", c.Group)
 	}
 	return c, nil
+}
+
+// retryDefaults gives the zero MaxAttempts, InitialBackoff and MaxBackoff of p the
+// bridge's defaults, field by field, so that a policy that sets only some fields keeps the
+// bridge's scale for the others, not the in-process bus's (100 ms, 10 s). The default
+// backoff is lowered to a MaxBackoff set below it, and the default cap raised to an
+// InitialBackoff set above it. Multiplier and Jitter keep the bus's defaults (2 and 0.2).
+func retryDefaults(p eventbus.RetryPolicy, attempts int, initial, maxBackoff time.Duration) eventbus.RetryPolicy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = attempts
+	}
+	if p.InitialBackoff == 0 {
+		p.InitialBackoff = initial
+		if p.MaxBackoff > 0 {
+			p.InitialBackoff = min(initial, p.MaxBackoff)
+		}
+	}
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = max(maxBackoff, p.InitialBackoff)
+	}
+	return p
 }
 
 // checkSubject returns nil if s is a literal NATS subject: dot-separated tokens, none

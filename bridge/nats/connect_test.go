@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,13 +52,7 @@ func TestConnectRejects(t *testing.T) {
 	}
 
 	t.Run("existing stream without our subjects", func(t *testing.T) {
-		nc, err := nats.Connect(s.url())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}}); err != nil {
+		if _, err := jsClient(t, s).CreateStream(t.Context(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}}); err != nil {
 			t.Fatal(err)
 		}
 		cfg := testConfig(s)
@@ -77,43 +70,55 @@ func TestConnectRejects(t *testing.T) {
 // at once if it cannot be a CloudEvent, after the retries if the broker is down.
 func TestForwardDeadLetters(t *testing.T) {
 	s := startServer(t)
-	var mu sync.Mutex
-	var dls []eventbus.DeadLetter
+	dls := &busDeadLetters{}
 	a := newBus(t, "bus-a")
 	cfg := testConfig(s)
 	cfg.PublishRetry = eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond}
 	cfg.PublishTimeout = 200 * time.Millisecond
-	cfg.DeadLetter = eventbus.DeadLetterFunc(func(_ context.Context, dl eventbus.DeadLetter) error {
-		mu.Lock()
-		defer mu.Unlock()
-		dls = append(dls, dl)
-		return nil
-	})
+	cfg.DeadLetter = dls
 	br := connect(t, a, cfg, natsbridge.Forward(steps))
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(dls) }
+	count := func() int { return len(dls.all()) }
 
 	if err := eventbus.Publish(t.Context(), a, steps, step{}, eventbus.WithMetadata(eventbus.Metadata{"Trace_ID": "x"})); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() bool { return count() == 1 }, func() string { return "no dead letter for an invalid extension" })
-	mu.Lock()
-	if dl := dls[0]; dl.Attempts != 1 || !errors.Is(dl.Err, cloudevents.ErrInvalid) || dl.Subscriber != "nats-bridge" {
+	if dl := dls.all()[0]; dl.Attempts != 1 || !errors.Is(dl.Err, cloudevents.ErrInvalid) || dl.Subscriber != "nats-bridge" {
 		t.Errorf("dead letter = %+v; want 1 attempt by nats-bridge with cloudevents.ErrInvalid", dl)
 	}
-	mu.Unlock()
 
 	s.stop()
 	if err := eventbus.Publish(t.Context(), a, steps, step{Key: "k"}, eventbus.WithKey("k")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, func() bool { return count() == 2 }, func() string { return "no dead letter while the broker is down" })
-	mu.Lock()
-	if dl := dls[1]; dl.Attempts != 3 || dl.Event.Key != "k" {
+	if dl := dls.all()[1]; dl.Attempts != 3 || dl.Event.Key != "k" {
 		t.Errorf("dead letter = %+v; want the event with key k after 3 attempts", dl)
 	}
-	mu.Unlock()
 	if st := br.Stats(); st.ForwardFailures != 3 || st.Forwarded != 0 {
 		t.Errorf("stats = %+v; want 3 forward failures, 0 forwarded", st)
+	}
+}
+
+// An event larger than the server's max_payload is dead-lettered on the bus after one
+// attempt, not retried: no retry can make it fit.
+func TestForwardOverMaxPayload(t *testing.T) {
+	s := startServer(t)
+	dls := &busDeadLetters{}
+	a := newBus(t, "bus-a")
+	cfg := testConfig(s)
+	cfg.DeadLetter = dls
+	br := connect(t, a, cfg, natsbridge.Forward(blobStored))
+	if err := eventbus.Publish(t.Context(), a, blobStored, make([]byte, 2<<20)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { return len(dls.all()) == 1 },
+		func() string { return fmt.Sprintf("no dead letter; stats %+v", br.Stats()) })
+	if dl := dls.all()[0]; dl.Attempts != 1 || !errors.Is(dl.Err, nats.ErrMaxPayload) {
+		t.Errorf("dead letter after %d attempts with %v; want 1 attempt, nats.ErrMaxPayload", dl.Attempts, dl.Err)
+	}
+	if st := br.Stats(); st.Forwarded != 0 || st.ForwardFailures != 1 {
+		t.Errorf("stats %+v; want 1 forward failure, none forwarded", st)
 	}
 }
 
@@ -142,13 +147,7 @@ func TestCloseForwardsAccepted(t *testing.T) {
 	if st := br.Stats(); st.Forwarded != n {
 		t.Errorf("forwarded %d; want all %d accepted events before Close returned", st.Forwarded, n)
 	}
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	stream, err := js.Stream(t.Context(), "EVENTBUS")
+	stream, err := jsClient(t, s).Stream(t.Context(), "EVENTBUS")
 	if err != nil {
 		t.Fatal(err)
 	}

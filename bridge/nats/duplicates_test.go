@@ -9,10 +9,8 @@ import (
 
 	"github.com/ae30fb47/eventbus"
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
-	"github.com/ae30fb47/eventbus/cloudevents"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Duplicates are counted and absorbed at both ends: a forwarded event already in the
@@ -32,26 +30,12 @@ func TestDuplicatesAbsorbed(t *testing.T) {
 		return nil
 	}, eventbus.WithDeduplication(time.Minute, 1000))
 
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	// rawPublish stores ev as the bridge would, under the given Nats-Msg-Id.
 	rawPublish := func(ev eventbus.Event[step], msgID string) {
 		t.Helper()
-		e, err := cloudevents.FromEvent(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := nats.NewMsg(fmt.Sprintf("eventbus.%d.test.step", natsbridge.Partition(ev.Key, cfg.Partitions)))
-		if msg.Data, err = e.WriteBinary(cloudevents.NATS, msg.Header.Set); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := js.PublishMsg(t.Context(), msg, jetstream.WithMsgID(msgID)); err != nil {
-			t.Fatal(err)
-		}
+		msg := cloudEventMsg(t, ev, fmt.Sprintf("eventbus.%d.test.step", natsbridge.Partition(ev.Key, cfg.Partitions)))
+		msg.Header.Set(nats.MsgIdHdr, msgID)
+		rawPublish(t, s, msg)
 	}
 
 	// 1. The stream already has the event (as after a publish whose ack was lost).

@@ -59,6 +59,9 @@ func TestCloseDeadlineHandsBack(t *testing.T) {
 	if st := br2.Stats(); st.Redelivered != 1 {
 		t.Errorf("bus B2's bridge stats = %+v; want the event as a redelivery", st)
 	}
+	if st := br1.Stats(); st.HandedBack != 1 || st.Retried != 0 || st.Handled != 0 {
+		t.Errorf("closed bridge's stats = %+v; want 1 handed back, none retried or handled", st)
+	}
 }
 
 // A handler slower than AckWait does not make the server redeliver its event: the bridge

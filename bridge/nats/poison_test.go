@@ -35,7 +35,9 @@ func keysOutside(key string, parts, n int) (others []string, same string) {
 
 // A poison event is retried by the broker with the retry policy's delays, then published
 // to the dead-letter subject with its reason and terminated, while keys of other
-// partitions keep flowing; a later event of its own partition waits for it.
+// partitions keep flowing; a later event of its own partition waits for it. Its second
+// delivery waits until the other keys are handled, so that they flow while it is being
+// retried whatever the machine's speed.
 func TestPoisonEvent(t *testing.T) {
 	s := startServer(t)
 	a := newBus(t, "bus-a")
@@ -54,20 +56,33 @@ func TestPoisonEvent(t *testing.T) {
 		sameHandled    time.Time
 		localDeadLettr atomic.Int32
 	)
+	othersDone := make(chan struct{})
 	mustSubscribe(t, b, steps, "stock", func(_ context.Context, ev eventbus.Event[step]) error {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev.Key {
 		case "poison":
 			poisonCalls = append(poisonCalls, time.Now())
+			if len(poisonCalls) == 3 { // the first call of the second delivery
+				mu.Unlock()
+				select {
+				case <-othersDone:
+				case <-time.After(20 * time.Second): // the assertions below report it
+				}
+				mu.Lock()
+			}
 			return errPoison
 		case sameKey:
 			sameHandled = time.Now()
 		default:
 			handledOthers[ev.Key] = time.Now()
+			if len(handledOthers) == len(others) {
+				close(othersDone)
+			}
 		}
 		return nil
-	}, eventbus.WithRetry(eventbus.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}),
+	}, eventbus.WithConcurrency(4), // a worker for the other keys while the poison waits
+		eventbus.WithRetry(eventbus.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}),
 		eventbus.WithDeadLetter(eventbus.DeadLetterFunc(func(context.Context, eventbus.DeadLetter) error {
 			localDeadLettr.Add(1)
 			return nil
@@ -135,6 +150,7 @@ func TestPoisonEvent(t *testing.T) {
 	if st := brB.Stats(); st.DeadLettered != 1 || st.Retried != 2 || st.Invalid != 0 || st.Handled != uint64(len(others)+1) {
 		t.Errorf("stats = %+v; want 1 dead-lettered, 2 retried, 0 invalid, %d handled", st, len(others)+1)
 	}
+	checkSettled(t, brB.Stats())
 }
 
 // A Permanent error is not redelivered: the event is dead-lettered after one delivery.

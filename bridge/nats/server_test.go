@@ -2,15 +2,18 @@ package natsbridge_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ae30fb47/eventbus"
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
+	"github.com/ae30fb47/eventbus/cloudevents"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,16 +22,24 @@ import (
 // testServer is a NATS server with JetStream embedded in the test, on 127.0.0.1, storing
 // in a temporary directory. It keeps its port and directory across restart.
 type testServer struct {
-	t    testing.TB
-	dir  string
-	port int
-	srv  *server.Server
+	t     testing.TB
+	dir   string
+	port  int
+	edit  func(*server.Options) // changes to the test options, or nil
+	login string                // "user:password" of the first user, if the server has users
+	srv   *server.Server
 }
 
 // startServer starts an embedded server on a random port; the test's cleanup stops it.
 func startServer(t testing.TB) *testServer {
+	return startServerWith(t, nil)
+}
+
+// startServerWith starts an embedded server with options changed by edit. If edit gives
+// it users, url logs in as the first one.
+func startServerWith(t testing.TB, edit func(*server.Options)) *testServer {
 	t.Helper()
-	s := &testServer{t: t, dir: t.TempDir(), port: -1}
+	s := &testServer{t: t, dir: t.TempDir(), port: -1, edit: edit}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -36,10 +47,17 @@ func startServer(t testing.TB) *testServer {
 
 func (s *testServer) start() {
 	s.t.Helper()
-	srv, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.dir,
 		NoLog: true, NoSigs: true, MaxPayload: 1 << 20,
-	})
+	}
+	if s.edit != nil {
+		s.edit(opts)
+	}
+	if len(opts.Users) > 0 {
+		s.login = opts.Users[0].Username + ":" + opts.Users[0].Password
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		s.t.Fatalf("server.NewServer() = %v", err)
 	}
@@ -69,7 +87,32 @@ func (s *testServer) restart() {
 	s.start()
 }
 
-func (s *testServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
+// url is the server's URL, with the first user's credentials if it has users.
+func (s *testServer) url() string {
+	if s.login != "" {
+		return "nats://" + s.login + "@127.0.0.1:" + strconv.Itoa(s.port)
+	}
+	return "nats://127.0.0.1:" + strconv.Itoa(s.port)
+}
+
+// startServerDenying starts a server whose test clients log in as an admin, and returns
+// it with a test Config in which the bridge logs in as a user that may not publish to
+// subject; the permission errors that nats.go reports are silenced.
+func startServerDenying(t testing.TB, subject string) (*testServer, natsbridge.Config) {
+	t.Helper()
+	s := startServerWith(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "admin", Password: "a"},
+			{Username: "bridge", Password: "b", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{subject}},
+			}},
+		}
+	})
+	cfg := testConfig(s)
+	cfg.URL = strings.Replace(s.url(), "admin:a@", "bridge:b@", 1)
+	cfg.Options = append(cfg.Options, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	return s, cfg
+}
 
 // testConfig is a Config for tests: quick reconnects, retries and redeliveries.
 func testConfig(s *testServer) natsbridge.Config {
@@ -142,14 +185,7 @@ type deadLetters struct {
 // watchDeadLetters collects every message on the dead-letter subjects of the test stream.
 func watchDeadLetters(t testing.TB, s *testServer) *deadLetters {
 	t.Helper()
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatalf("nats.Connect() = %v", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jsClient(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := js.CreateOrUpdateConsumer(ctx, "EVENTBUS", jetstream.ConsumerConfig{
@@ -170,7 +206,6 @@ func watchDeadLetters(t testing.TB, s *testServer) *deadLetters {
 	t.Cleanup(func() {
 		cc.Stop()
 		<-cc.Closed()
-		nc.Close()
 	})
 	return dl
 }
@@ -179,4 +214,117 @@ func (d *deadLetters) all() []jetstream.Msg {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]jetstream.Msg(nil), d.msgs...)
+}
+
+// keyInPartition returns a key of partition p among n.
+func keyInPartition(p, n int) string {
+	for i := 0; ; i++ {
+		if k := fmt.Sprint("k", i); natsbridge.Partition(k, n) == p {
+			return k
+		}
+	}
+}
+
+// jsClient connects a JetStream client of its own to s, as a program other than the
+// bridge would; the test's cleanup closes it.
+func jsClient(t testing.TB, s *testServer) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(s.url())
+	if err != nil {
+		t.Fatalf("nats.Connect() = %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// rawPublish stores msgs in the test stream as a producer other than the bridge would.
+func rawPublish(t testing.TB, s *testServer, msgs ...*nats.Msg) {
+	t.Helper()
+	js := jsClient(t, s)
+	for _, m := range msgs {
+		if _, err := js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatalf("publish to %s: %v", m.Subject, err)
+		}
+	}
+}
+
+// cloudEventMsg returns ev as the bridge would send it to subject: binary mode, with the
+// event ID as Nats-Msg-Id.
+func cloudEventMsg[T any](t testing.TB, ev eventbus.Event[T], subject string) *nats.Msg {
+	t.Helper()
+	e, err := cloudevents.FromEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(subject)
+	if msg.Data, err = e.WriteBinary(cloudevents.NATS, msg.Header.Set); err != nil {
+		t.Fatal(err)
+	}
+	msg.Header.Set(nats.MsgIdHdr, ev.ID.String())
+	return msg
+}
+
+// logRecorder is a slog.Handler that keeps every record, as its message and attributes.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Clone())
+	return nil
+}
+
+// at returns the records logged at level, each as "message key=value ...".
+func (r *logRecorder) at(level slog.Level) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var lines []string
+	for _, rec := range r.records {
+		if rec.Level != level {
+			continue
+		}
+		var sb strings.Builder
+		sb.WriteString(rec.Message)
+		rec.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value); return true })
+		lines = append(lines, sb.String())
+	}
+	return lines
+}
+
+// checkSettled fails t unless every delivery that st counts as received ended in exactly
+// one outcome, as Stats documents. Call it once the bridge is idle.
+func checkSettled(t testing.TB, st natsbridge.Stats) {
+	t.Helper()
+	if ended := st.Handled + st.AckFailures + st.Retried + st.HandedBack + st.DeadLettered + st.Dropped; ended != st.Received {
+		t.Errorf("stats %+v: %d deliveries ended in an outcome; want all %d received", st, ended, st.Received)
+	}
+}
+
+// busDeadLetters is a dead-letter hook of the local bus that keeps what it receives.
+type busDeadLetters struct {
+	mu      sync.Mutex
+	letters []eventbus.DeadLetter
+}
+
+func (d *busDeadLetters) HandleDeadLetter(_ context.Context, dl eventbus.DeadLetter) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.letters = append(d.letters, dl)
+	return nil
+}
+
+func (d *busDeadLetters) all() []eventbus.DeadLetter {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]eventbus.DeadLetter(nil), d.letters...)
 }

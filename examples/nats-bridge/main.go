@@ -88,7 +88,9 @@ func run(url string) error {
 	defer warehouse.Close(context.Background())
 	defer shop.Close(context.Background())
 
-	// The warehouse: picking fails once on o-3 (the broker redelivers it); billing rejects
+	// The warehouse subscribes before its bridge connects, so that no event the bridge
+	// receives finds its topic without a subscriber (it would be redelivered later).
+	// Picking fails once on o-3 (the broker redelivers it); billing rejects
 	// o-5 for good (it goes to the dead-letter subject). De-duplication keeps each handler
 	// from seeing an event twice when the broker redelivers it for the other's sake.
 	var picked atomic.Int32
