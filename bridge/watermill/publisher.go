@@ -67,9 +67,10 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 			return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", ts.name, err)
 		}
 	}
+	// A message whose context cannot end still stops waiting when the PubSub closes.
 	ctx := msg.Context()
 	if ctx == context.Background() {
-		ctx = h.ctx // a message without a deadline still stops waiting when the PubSub closes
+		ctx = h.ctx // what untilClosed would give (Background has no values), without allocating one
 	} else if ctx.Done() == nil {
 		ctx = untilClosed{h.ctx, ctx}
 	}
