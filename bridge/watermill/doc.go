@@ -54,7 +54,10 @@
 //
 // The bus delivers a message to the subscriptions that exist when it is published. With
 // [Config.Retain], a topic that has no subscription of the PubSub keeps its messages, up to
-// [Config.Buffer] of them, for its first Subscribe call; beyond that Publish waits.
+// [Config.Buffer] of them, for its next Subscribe call; beyond that Publish waits. The
+// last single Subscribe call's subscription of a topic then stays on the bus when its
+// channel closes, keeping what it holds for the next call, so that every message ends
+// acked, dead-lettered or retained, however subscribers come and go.
 //
 // # Closing
 //

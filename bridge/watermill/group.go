@@ -85,12 +85,8 @@ func (h *hub) joinLocked(ts *topicState, name string) (*group, error) {
 			ts.retained = nil
 			g.name = name
 		} else {
-			concurrency := h.cfg.Concurrency
-			if name == "" {
-				concurrency = 1 // a single consumer has one message in flight
-			}
 			var err error
-			if g, err = h.newGroupLocked(ts, name, concurrency); err != nil {
+			if g, err = h.newGroupLocked(ts, name, h.concurrency(name)); err != nil {
 				return nil, err
 			}
 		}
@@ -102,10 +98,22 @@ func (h *hub) joinLocked(ts *topicState, name string) (*group, error) {
 	return g, nil
 }
 
-// leave counts a consumer of g out, and reports whether g is the subscription of a single
-// Subscribe call, which the caller must then remove from the bus with leaveBus. If it was
-// the topic's last subscription and the PubSub retains, a retention takes its place at
-// once, so that every message published from now on is retained.
+// concurrency returns the bus concurrency of a new subscription of consumer group name. A
+// single Subscribe call's subscription has one consumer, so one message in flight is
+// enough, unless it may become a retention (see leave) that a named group adopts.
+func (h *hub) concurrency(name string) int {
+	if name == "" && !h.cfg.Retain {
+		return 1
+	}
+	return h.cfg.Concurrency
+}
+
+// leave counts a consumer of g out, and reports whether g must now leave the bus, with
+// leaveBus: g is the subscription of a single Subscribe call, which ends with its consumer.
+// With Config.Retain, though, the topic's last subscription of the PubSub does not leave:
+// it becomes the topic's retention, with the messages it holds, so that no message
+// published to the topic meanwhile reaches no subscription of the PubSub, and none is
+// dead-lettered for a consumer that merely left.
 func (h *hub) leave(g *group) (leaveBus bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -113,25 +121,22 @@ func (h *hub) leave(g *group) (leaveBus bool) {
 	if g.name != "" || g.consumers > 0 {
 		return false
 	}
-	if h.cfg.Retain && !h.closed && g.ts.live.Load() == 1 && g.ts.retained == nil {
-		_ = h.retainLocked(g.ts) // fails only if the bus is closed: then nothing is retained
+	if h.cfg.Retain && !h.closed && g.ts.live.Load() == 1 {
+		g.ts.retained = g // live counts g already; nothing else is retaining the topic
+		return false
 	}
 	g.ts.live.Add(-1)
 	return true
 }
 
-// retain makes sure ts has a subscription on the bus to keep its messages, for Publish
-// with Config.Retain; see Config.Retain.
+// retain makes sure ts has a subscription of the PubSub on the bus, making a retention if
+// it has none, for Publish with Config.Retain; see Config.Retain.
 func (h *hub) retain(ts *topicState) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || ts.live.Load() > 0 {
 		return nil
 	}
-	return h.retainLocked(ts)
-}
-
-func (h *hub) retainLocked(ts *topicState) error {
 	g, err := h.newGroupLocked(ts, "", h.cfg.Concurrency)
 	if err != nil {
 		return err

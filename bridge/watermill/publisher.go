@@ -2,6 +2,7 @@ package watermillbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -23,6 +24,12 @@ var _ message.Publisher = (*Publisher)(nil)
 // subscription of the topic on the bus has accepted each: the consumer groups and
 // single-call subscriptions of the PubSub, its retention of the topic (see
 // [Config.Retain]), and the bus's own subscribers of eventbus.NewTopic[[]byte](topic).
+// With Config.Retain, each message reaches a subscription of the PubSub, if need be the
+// retention that Publish makes, even as subscriptions come and go while it runs. One race
+// is left: if the topic also has subscribers outside the PubSub (the bus's own, another
+// PubSub's), a message published while the PubSub's subscriptions of the topic are
+// replaced (those Publish found leave the bus, for one that came after it looked) may
+// reach only those outside subscribers.
 // With Config.BlockPublishUntilSubscriberAck it returns only once they acked each message
 // or gave up on it.
 //
@@ -62,11 +69,6 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	if h.cfg.Retain && ts.live.Load() == 0 {
-		if err := h.retain(ts); err != nil {
-			return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", ts.name, err)
-		}
-	}
 	// A message whose context cannot end still stops waiting when the PubSub closes.
 	ctx := msg.Context()
 	if ctx == context.Background() {
@@ -74,7 +76,7 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 	} else if ctx.Done() == nil {
 		ctx = untilClosed{h.ctx, ctx}
 	}
-	opts := [4]eventbus.PublishOption{
+	opts := [5]eventbus.PublishOption{
 		eventbus.WithKey(h.cfg.Key(ts.name, msg)),
 		eventbus.WithID(env.id),
 		eventbus.WithMetadata(env.md),
@@ -84,11 +86,29 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 		opts[n] = eventbus.WithWait()
 		n++
 	}
-	err = eventbus.Publish(ctx, h.bus, ts.topic, []byte(msg.Payload), opts[:n]...)
-	if h.ctx.Err() != nil {
-		// The PubSub closed while the message was being published: it may have reached
-		// subscriptions that are leaving the bus, or missed them as they left.
-		return ErrClosed
+	if h.cfg.Retain {
+		opts[n] = eventbus.WithSubscriberRequired()
+		n++
+	}
+	for {
+		if h.cfg.Retain && ts.live.Load() == 0 {
+			if err := h.retain(ts); err != nil {
+				return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", ts.name, err)
+			}
+		}
+		err = eventbus.Publish(ctx, h.bus, ts.topic, []byte(msg.Payload), opts[:n]...)
+		if h.ctx.Err() != nil {
+			// The PubSub closed while the message was being published: it may have reached
+			// subscriptions that are leaving the bus, or missed them as they left.
+			return ErrClosed
+		}
+		if !errors.Is(err, eventbus.ErrNoSubscribers) {
+			break
+		}
+		// Every subscription that Publish found had left the bus before it took the
+		// message. While the PubSub is open, only a single Subscribe call's subscription
+		// leaves, and only if another subscription of the PubSub is on the topic (see
+		// hub.leave): publish again, to that one.
 	}
 	if err != nil {
 		return fmt.Errorf("watermillbus: publishing message %q to %q: %w", msg.UUID, ts.name, err)
