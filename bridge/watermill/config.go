@@ -40,7 +40,10 @@ type Config struct {
 	// message that Publish accepts ends acked, dead-lettered or retained (but see
 	// [Publisher.Publish] for a topic that also has subscribers outside the PubSub).
 	// Once Buffer messages wait, Publish waits for room as it does for a full
-	// subscription. Without Retain, messages published to a topic without a subscription
+	// subscription. A topic that has had a subscription of the PubSub keeps one (its
+	// retention, if nothing else), with Concurrency goroutines, until the PubSub closes:
+	// Retain is meant for a known set of topics, not for names made on the fly. Without
+	// Retain, messages published to a topic without a subscription
 	// of the PubSub reach only its other subscribers on the bus, if any, as with
 	// gochannel, and a single Subscribe call's subscription leaves the bus when its
 	// channel closes, dead-lettering what it holds.

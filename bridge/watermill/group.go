@@ -9,8 +9,9 @@ import (
 	"github.com/ae30fb47/eventbus"
 )
 
-// topicState is what a hub knows of one topic. Its fields other than name, topic and live
-// are guarded by the hub's mu.
+// topicState is what a hub knows of one topic while the topic has a subscription of the
+// PubSub on the bus (see hub.topicLocked). Its fields other than name, topic and live are
+// guarded by the hub's mu.
 type topicState struct {
 	name  string
 	topic eventbus.Topic[[]byte]
@@ -126,23 +127,8 @@ func (h *hub) leave(g *group) (leaveBus bool) {
 		return false
 	}
 	g.ts.live.Add(-1)
+	h.forgetIfIdleLocked(g.ts)
 	return true
-}
-
-// retain makes sure ts has a subscription of the PubSub on the bus, making a retention if
-// it has none, for Publish with Config.Retain; see Config.Retain.
-func (h *hub) retain(ts *topicState) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || ts.live.Load() > 0 {
-		return nil
-	}
-	g, err := h.newGroupLocked(ts, "", h.cfg.Concurrency)
-	if err != nil {
-		return err
-	}
-	ts.retained = g
-	return nil
 }
 
 // takeGroupsLocked returns the topic's named groups and retention and forgets them, for

@@ -51,19 +51,18 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() || h.ctx.Err() != nil {
 		return ErrClosed
 	}
-	ts, err := h.topic(topic)
-	if err != nil {
-		return err
+	if topic == "" {
+		return errEmptyTopic
 	}
 	for _, msg := range msgs {
-		if err := p.publish(ts, msg); err != nil {
+		if err := p.publish(topic, msg); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
+func (p *Publisher) publish(topic string, msg *message.Message) error {
 	h := p.h
 	env, err := toEnvelope(msg)
 	if err != nil {
@@ -77,7 +76,7 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 		ctx = untilClosed{h.ctx, ctx}
 	}
 	opts := [5]eventbus.PublishOption{
-		eventbus.WithKey(h.cfg.Key(ts.name, msg)),
+		eventbus.WithKey(h.cfg.Key(topic, msg)),
 		eventbus.WithID(env.id),
 		eventbus.WithMetadata(env.md),
 	}
@@ -91,12 +90,11 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 		n++
 	}
 	for {
-		if h.cfg.Retain && ts.live.Load() == 0 {
-			if err := h.retain(ts); err != nil {
-				return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", ts.name, err)
-			}
+		var t eventbus.Topic[[]byte]
+		if t, err = h.publishTopic(topic); err != nil {
+			return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", topic, err)
 		}
-		err = eventbus.Publish(ctx, h.bus, ts.topic, []byte(msg.Payload), opts[:n]...)
+		err = eventbus.Publish(ctx, h.bus, t, []byte(msg.Payload), opts[:n]...)
 		if h.ctx.Err() != nil {
 			// The PubSub closed while the message was being published: it may have reached
 			// subscriptions that are leaving the bus, or missed them as they left.
@@ -111,7 +109,7 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 		// hub.leave): publish again, to that one.
 	}
 	if err != nil {
-		return fmt.Errorf("watermillbus: publishing message %q to %q: %w", msg.UUID, ts.name, err)
+		return fmt.Errorf("watermillbus: publishing message %q to %q: %w", msg.UUID, topic, err)
 	}
 	return nil
 }

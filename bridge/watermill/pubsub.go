@@ -2,7 +2,6 @@ package watermillbus
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -96,7 +95,10 @@ type hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	topics sync.Map // topic name -> *topicState; an entry is never removed
+	// topics maps a topic name to its state while it has a subscription of the PubSub on
+	// the bus; entries are stored and deleted under mu (see topicLocked).
+	topics      sync.Map
+	topicValues topicValues
 
 	mu          sync.Mutex // guards what follows, and the groups of every topicState
 	closed      bool
@@ -117,18 +119,6 @@ func (h *hub) newSubscriber(group string) *Subscriber {
 		h.subscribers[s] = struct{}{}
 	}
 	return s
-}
-
-// topic returns the state of the topic named name, making it on first use.
-func (h *hub) topic(name string) (*topicState, error) {
-	if ts, ok := h.topics.Load(name); ok {
-		return ts.(*topicState), nil
-	}
-	if name == "" {
-		return nil, errors.New("watermillbus: topic must not be empty")
-	}
-	ts, _ := h.topics.LoadOrStore(name, &topicState{name: name, topic: eventbus.NewTopic[[]byte](name), groups: make(map[string]*group)})
-	return ts.(*topicState), nil
 }
 
 // close shuts the hub down; see PubSub.Close.

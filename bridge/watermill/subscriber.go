@@ -53,11 +53,10 @@ var errNotDelivered = errors.New("watermillbus: not delivered")
 // Subscribe returns [ErrClosed] once the Subscriber or its PubSub is closed, and an error
 // for an empty topic or a topic that the bus carries with another payload type.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	h := s.h
-	ts, err := h.topic(topic)
-	if err != nil {
-		return nil, err
+	if topic == "" {
+		return nil, errEmptyTopic
 	}
+	h := s.h
 	h.mu.Lock()
 	s.mu.Lock()
 	if h.closed || s.closed {
@@ -65,8 +64,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
+	ts := h.topicLocked(topic)
 	g, err := h.joinLocked(ts, s.group)
 	if err != nil {
+		h.forgetIfIdleLocked(ts)
 		s.mu.Unlock()
 		h.mu.Unlock()
 		return nil, err
