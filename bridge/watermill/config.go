@@ -59,7 +59,10 @@ type Config struct {
 	// with one of its consumers (each consumer holds one message until it acks or nacks
 	// it). The default is runtime.GOMAXPROCS(0). A subscription of its own (ConsumerGroup
 	// "") has a single consumer, so it uses 1, unless Retain is set: then it may become a
-	// retention, which a consumer group may take over, so it uses Concurrency too.
+	// retention, which a consumer group may take over, so it uses Concurrency too. A group
+	// whose handlers publish in a cycle needs a Concurrency of at most its number of
+	// consumers for the bus to keep the cycle from deadlocking: see the package
+	// documentation, Handlers that publish.
 	Concurrency int
 
 	// Retry says when a nacked message is redelivered and how often before it is given up

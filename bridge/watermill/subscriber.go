@@ -35,8 +35,10 @@ var errNotDelivered = errors.New("watermillbus: not delivered")
 //     once this one is acked or nacked. Ack completes the message's handling; Nack is a
 //     failed attempt, redelivered by the retry policy (see [Config.Retry]) to a consumer
 //     of the group, before any later message with its key.
-//   - Each message's context carries ctx's values and is cancelled when the message is
-//     acked or nacked, or when the consumer leaves.
+//   - Each message's context carries the values of the bus handler's context, so that the
+//     bus recognizes messages published with it as its handler's (see [PropagateContext]),
+//     then ctx's values, and is cancelled when the message is acked or nacked, or when
+//     the consumer leaves.
 //   - When ctx ends or the Subscriber (or its PubSub) closes, the channel is closed at
 //     once. A message then in flight has [Config.CloseTimeout] to be acked or nacked; if
 //     it is not, it counts as a failed attempt ([ErrNotAcked]). Closing the Subscriber
@@ -174,8 +176,11 @@ func (c *consumer) deliver(d *delivery) bool {
 		return false
 	}
 	msg := toMessage(&d.ev)
-	msgCtx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
+	// Cancelled here when the consumer leaves, rather than derived from c.ctx: the context
+	// package looks for a parent's cancellation among its values, where deliveryValues
+	// would show it the handler's, and it would then watch c.ctx with a goroutine.
+	msgCtx, cancel := context.WithCancelCause(deliveryValues{handler: d.handlerCtx, sub: c.ctx})
+	defer cancel(nil)
 	msg.SetContext(msgCtx)
 
 	select {
@@ -202,6 +207,7 @@ func (c *consumer) deliver(d *delivery) bool {
 	// The consumer leaves with the message in flight: the channel closes now, as
 	// Watermill's contract wants, and the message's handler, its context cancelled, has
 	// CloseTimeout to ack or nack it.
+	cancel(context.Cause(c.ctx))
 	c.leave()
 	timer := time.NewTimer(c.s.h.cfg.CloseTimeout)
 	defer timer.Stop()
