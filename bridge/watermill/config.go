@@ -19,7 +19,9 @@ type Config struct {
 	// subscription of its own that receives every message published to the topic from
 	// then on, as Watermill's gochannel does. Subscribe calls with the same non-empty group
 	// share one subscription: each message goes to one of them, and the group keeps
-	// collecting messages while it has no consumer, until the PubSub is closed.
+	// collecting messages while it has no consumer, until the PubSub is closed. A group
+	// belongs to its PubSub: on one bus, another PubSub's Subscribe to a group of the same
+	// name on the same topic returns an error until this PubSub closes.
 	ConsumerGroup string
 
 	// Key returns a message's ordering key. A group receives the messages of one key one

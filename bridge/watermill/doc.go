@@ -33,7 +33,12 @@
 // leaves the bus when its channel closes. Subscribe calls that name the same consumer group
 // ([Config.ConsumerGroup], [PubSub.NewSubscriber]) share one subscription, each message
 // going to one of them, as in a Kafka consumer group; the group outlives its consumers and
-// collects messages for the next one, until the PubSub closes.
+// collects messages for the next one, until the PubSub closes. A group's subscription on
+// the bus is named [GroupSubscriptionPrefix] and the group (or keeps the name of the
+// retention it took over), so it never takes the name of a subscriber of the bus's own. A
+// group belongs to its PubSub: on one bus, another PubSub's Subscribe to a group of the
+// same name on the same topic returns an error until the first PubSub closes, so make the
+// Subscribers that must share a group from one PubSub.
 //
 // A subscription's channel carries one message at a time: the next comes only once the
 // previous was acked or nacked. Ack completes the handling (the bus handler returns nil).

@@ -2,6 +2,7 @@ package watermillbus
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,13 +51,27 @@ type group struct {
 // process-wide, so that PubSubs sharing a bus never pick the same name.
 var subscriptionSeq atomic.Uint64
 
+// The prefixes of the names of the PubSubs' subscriptions on the bus, which bus
+// subscribers of their own must not use: [GroupSubscriptionPrefix] and "watermill-"
+// followed by a number, for the subscription of a single Subscribe call or a retention.
+const (
+	// GroupSubscriptionPrefix begins the name of a consumer group's subscription on the
+	// bus: the group "billing" is the bus subscriber "watermill:billing", the Subscriber
+	// of its dead letters, unless the group took over a topic's retention (see
+	// Config.Retain), whose name, "watermill-" and a number, it keeps. So a group's name
+	// never collides with that of a subscriber of the bus's own, unless that one takes
+	// the prefix.
+	GroupSubscriptionPrefix  = "watermill:"
+	singleSubscriptionPrefix = "watermill-"
+)
+
 // newGroupLocked subscribes a new group named name ("" for one of its own) to ts on the
 // bus. h.mu is held.
 func (h *hub) newGroupLocked(ts *topicState, name string, concurrency int) (*group, error) {
 	g := &group{h: h, ts: ts, name: name, offers: make(chan *delivery)}
-	busName := name
-	if busName == "" {
-		busName = "watermill-" + strconv.FormatUint(subscriptionSeq.Add(1), 10)
+	busName := GroupSubscriptionPrefix + name
+	if name == "" {
+		busName = singleSubscriptionPrefix + strconv.FormatUint(subscriptionSeq.Add(1), 10)
 	}
 	opts := []eventbus.SubscribeOption{
 		eventbus.WithBuffer(h.cfg.Buffer),
@@ -68,6 +83,9 @@ func (h *hub) newGroupLocked(ts *topicState, name string, concurrency int) (*gro
 	}
 	sub, err := eventbus.Subscribe(h.bus, ts.topic, busName, g.handle, opts...)
 	if err != nil {
+		if name != "" {
+			return nil, fmt.Errorf("watermillbus: consumer group %q of topic %q: %w", name, ts.name, err)
+		}
 		return nil, err
 	}
 	g.sub = sub
@@ -82,12 +100,20 @@ func (h *hub) newGroupLocked(ts *topicState, name string, concurrency int) (*gro
 func (h *hub) joinLocked(ts *topicState, name string) (*group, error) {
 	g := ts.groups[name] // never set for ""
 	if g == nil {
+		if name != "" {
+			if err := h.claimGroup(ts.name, name); err != nil {
+				return nil, err
+			}
+		}
 		if g = ts.retained; g != nil {
 			ts.retained = nil
 			g.name = name
 		} else {
 			var err error
 			if g, err = h.newGroupLocked(ts, name, h.concurrency(name)); err != nil {
+				if name != "" {
+					h.releaseGroup(ts.name, name)
+				}
 				return nil, err
 			}
 		}
@@ -129,6 +155,52 @@ func (h *hub) leave(g *group) (leaveBus bool) {
 	g.ts.live.Add(-1)
 	h.forgetIfIdleLocked(g.ts)
 	return true
+}
+
+// groupOwners records, process-wide, which PubSub has the consumer group of each name on
+// each topic of each bus, so that another PubSub's Subscribe to that group fails rather
+// than make a second group of the name, which would receive every message too. (The
+// groups' names on the bus cannot tell: a group that took over a retention has the
+// retention's.)
+var groupOwners = struct {
+	sync.Mutex
+	m map[groupKey]*hub
+}{m: make(map[groupKey]*hub)}
+
+type groupKey struct {
+	bus          *eventbus.Bus
+	topic, group string
+}
+
+// claimGroup records h as the owner of consumer group group of topic, or returns an error
+// if another PubSub on the bus owns it.
+func (h *hub) claimGroup(topic, group string) error {
+	k := groupKey{h.bus, topic, group}
+	groupOwners.Lock()
+	defer groupOwners.Unlock()
+	if owner, ok := groupOwners.m[k]; ok && owner != h {
+		return fmt.Errorf("watermillbus: consumer group %q of topic %q belongs to another PubSub on this bus", group, topic)
+	}
+	groupOwners.m[k] = h
+	return nil
+}
+
+// releaseGroup forgets that h owns consumer group group of topic, which it failed to make.
+func (h *hub) releaseGroup(topic, group string) {
+	groupOwners.Lock()
+	defer groupOwners.Unlock()
+	delete(groupOwners.m, groupKey{h.bus, topic, group})
+}
+
+// releaseGroups forgets that h owns its consumer groups, once they have left the bus.
+func (h *hub) releaseGroups() {
+	groupOwners.Lock()
+	defer groupOwners.Unlock()
+	for k, owner := range groupOwners.m {
+		if owner == h {
+			delete(groupOwners.m, k)
+		}
+	}
 }
 
 // takeGroupsLocked returns the topic's named groups and retention and forgets them, for

@@ -67,7 +67,8 @@ func (p *PubSub) NewPublisher() *Publisher { return &Publisher{h: p.h} }
 // NewSubscriber returns another Subscriber over the PubSub, whose Subscribe calls join
 // consumer group group ("" gives each call a subscription of its own; see
 // [Config.ConsumerGroup]). Closing it closes only its channels: the messages of a named
-// group wait in the PubSub for the group's next consumer, as in a broker.
+// group wait in the PubSub for the group's next consumer, as in a broker. Groups are the
+// PubSub's: Subscribers that must share one are made by the same PubSub.
 func (p *PubSub) NewSubscriber(group string) *Subscriber { return p.h.newSubscriber(group) }
 
 // Close closes the PubSub and every Publisher and Subscriber made from it. Publish and
@@ -152,6 +153,7 @@ func (h *hub) close() {
 			wg.Go(g.leaveBus)
 		}
 		wg.Wait()
+		h.releaseGroups()
 		close(h.done)
 	})
 	<-h.done
