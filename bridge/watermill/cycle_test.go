@@ -105,32 +105,9 @@ type pong struct{ ID, Hop int }
 // consumer, so Concurrency is 1.
 func TestCQRSCycle(t *testing.T) {
 	ps := newPubSub(t, watermillbus.Config{Buffer: cycleBuffer, Concurrency: 1})
-	marshaler := cqrs.JSONMarshaler{}
-	eventBus, err := cqrs.NewEventBusWithConfig(ps, cqrs.EventBusConfig{
-		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) { return p.EventName, nil },
-		Marshaler:            marshaler,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	processor, err := cqrs.NewEventProcessorWithConfig(router, cqrs.EventProcessorConfig{
-		GenerateSubscribeTopic: func(p cqrs.EventProcessorGenerateSubscribeTopicParams) (string, error) {
-			return p.EventName, nil
-		},
-		SubscriberConstructor: func(p cqrs.EventProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return ps.NewSubscriber(p.HandlerName), nil
-		},
-		Marshaler: marshaler,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eventBus, processor, router := newCQRS(t, ps.PubSub)
 	var done atomic.Int64
-	err = processor.AddHandlers(
+	err := processor.AddHandlers(
 		cqrs.NewEventHandler("on-ping", func(ctx context.Context, ev *ping) error {
 			if ev.Hop == cycleHops {
 				done.Add(1)
