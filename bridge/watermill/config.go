@@ -45,10 +45,10 @@ type Config struct {
 	// subscription. A topic that has had a subscription of the PubSub keeps one (its
 	// retention, if nothing else), with Concurrency goroutines, until the PubSub closes:
 	// Retain is meant for a known set of topics, not for names made on the fly. Without
-	// Retain, messages published to a topic without a subscription
-	// of the PubSub reach only its other subscribers on the bus, if any, as with
-	// gochannel, and a single Subscribe call's subscription leaves the bus when its
-	// channel closes, dead-lettering what it holds.
+	// Retain, messages published to a topic without a subscription of the PubSub reach
+	// only its other subscribers on the bus, if any, as with gochannel, and a single
+	// Subscribe call's subscription leaves the bus when its channel closes,
+	// dead-lettering what it holds.
 	Retain bool
 
 	// Buffer is how many unacknowledged messages a subscription (or the retention of a

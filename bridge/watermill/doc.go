@@ -60,10 +60,11 @@
 //
 // The bus delivers a message to the subscriptions that exist when it is published. With
 // [Config.Retain], a topic that has no subscription of the PubSub keeps its messages, up to
-// [Config.Buffer] of them, for its next Subscribe call; beyond that Publish waits. The
-// last single Subscribe call's subscription of a topic then stays on the bus when its
-// channel closes, keeping what it holds for the next call, so that every message ends
-// acked, dead-lettered or retained, however subscribers come and go.
+// [Config.Buffer] of them, for its next Subscribe call; beyond that Publish waits. If a
+// topic's last subscription of the PubSub is a single Subscribe call's, it stays on the bus
+// as the retention when its channel closes, keeping what it holds for the next call, so
+// that every message ends acked, dead-lettered or retained, however subscribers come and
+// go.
 //
 // # Handlers that publish
 //
