@@ -19,7 +19,9 @@ type Config struct {
 	// subscription of its own that receives every message published to the topic from
 	// then on, as Watermill's gochannel does. Subscribe calls with the same non-empty group
 	// share one subscription: each message goes to one of them, and the group keeps
-	// collecting messages while it has no consumer, until the PubSub is closed.
+	// collecting messages while it has no consumer, until the PubSub is closed. A group
+	// belongs to its PubSub: on one bus, another PubSub's Subscribe to a group of the same
+	// name on the same topic returns an error until this PubSub closes.
 	ConsumerGroup string
 
 	// Key returns a message's ordering key. A group receives the messages of one key one
@@ -29,11 +31,24 @@ type Config struct {
 	// The empty key means no ordering promise. The default is [DefaultKey].
 	Key func(topic string, msg *message.Message) string
 
-	// Retain keeps the messages published to a topic that has no subscriber of this
-	// PubSub yet, up to Buffer of them, for the first Subscribe call on that topic (of any
-	// consumer group). Once Buffer messages wait, Publish waits for room as it does for a
-	// full subscription (see [Publisher.Publish]). Without Retain, such messages reach
-	// only the topic's other subscribers on the bus, if any, as with gochannel.
+	// Retain keeps the messages published to a topic while it has no subscriber of this
+	// PubSub, up to Buffer of them, for the next Subscribe call on that topic (of any
+	// consumer group), which receives them first, in order. A subscription of the PubSub
+	// on the bus, the topic's retention, holds them: Publish makes one for a topic without
+	// a subscription of the PubSub, and when the topic's last subscription is that of a
+	// single Subscribe call (consumer group ""), that subscription becomes the retention
+	// as its channel closes, keeping what it holds. Its message in flight, if not acked
+	// within CloseTimeout, is then redelivered to the next Subscribe call. So every
+	// message that Publish accepts ends acked, dead-lettered or retained (but see
+	// [Publisher.Publish] for a topic that also has subscribers outside the PubSub).
+	// Once Buffer messages wait, Publish waits for room as it does for a full
+	// subscription. A topic that has had a subscription of the PubSub keeps one (its
+	// retention, if nothing else), with Concurrency goroutines, until the PubSub closes:
+	// Retain is meant for a known set of topics, not for names made on the fly. Without
+	// Retain, messages published to a topic without a subscription of the PubSub reach
+	// only its other subscribers on the bus, if any, as with gochannel, and a single
+	// Subscribe call's subscription leaves the bus when its channel closes,
+	// dead-lettering what it holds.
 	Retain bool
 
 	// Buffer is how many unacknowledged messages a subscription (or the retention of a
@@ -45,7 +60,11 @@ type Config struct {
 	// Concurrency is how many messages a consumer group may have in flight at once, each
 	// with one of its consumers (each consumer holds one message until it acks or nacks
 	// it). The default is runtime.GOMAXPROCS(0). A subscription of its own (ConsumerGroup
-	// "") has a single consumer, so it uses 1.
+	// "") has a single consumer, so it uses 1, unless Retain is set: then it may become a
+	// retention, which a consumer group may take over, so it uses Concurrency too. A group
+	// whose handlers publish in a cycle needs a Concurrency of at most its number of
+	// consumers for the bus to keep the cycle from deadlocking: see the package
+	// documentation, Handlers that publish.
 	Concurrency int
 
 	// Retry says when a nacked message is redelivered and how often before it is given up

@@ -23,30 +23,7 @@ type orderPlaced struct {
 // each event once.
 func TestCQRS(t *testing.T) {
 	ps := newPubSub(t, watermillbus.Config{})
-	marshaler := cqrs.JSONMarshaler{}
-	eventBus, err := cqrs.NewEventBusWithConfig(ps, cqrs.EventBusConfig{
-		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) { return p.EventName, nil },
-		Marshaler:            marshaler,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	processor, err := cqrs.NewEventProcessorWithConfig(router, cqrs.EventProcessorConfig{
-		GenerateSubscribeTopic: func(p cqrs.EventProcessorGenerateSubscribeTopicParams) (string, error) {
-			return p.EventName, nil
-		},
-		SubscriberConstructor: func(p cqrs.EventProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return ps.NewSubscriber(p.HandlerName), nil
-		},
-		Marshaler: marshaler,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eventBus, processor, router := newCQRS(t, ps.PubSub)
 	var (
 		mu      sync.Mutex
 		handled = map[string][]string{}
@@ -90,4 +67,36 @@ func TestCQRS(t *testing.T) {
 			t.Errorf("%s handled %v; want %v", name, got, want)
 		}
 	}
+}
+
+// newCQRS returns a CQRS event bus over ps, whose topics are the events' names, and an
+// event processor on a new Router that makes each handler a consumer group of ps of its
+// own, named after the handler.
+func newCQRS(t *testing.T, ps *watermillbus.PubSub) (*cqrs.EventBus, *cqrs.EventProcessor, *message.Router) {
+	t.Helper()
+	marshaler := cqrs.JSONMarshaler{}
+	eventBus, err := cqrs.NewEventBusWithConfig(ps, cqrs.EventBusConfig{
+		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) { return p.EventName, nil },
+		Marshaler:            marshaler,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	processor, err := cqrs.NewEventProcessorWithConfig(router, cqrs.EventProcessorConfig{
+		GenerateSubscribeTopic: func(p cqrs.EventProcessorGenerateSubscribeTopicParams) (string, error) {
+			return p.EventName, nil
+		},
+		SubscriberConstructor: func(p cqrs.EventProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return ps.NewSubscriber(p.HandlerName), nil
+		},
+		Marshaler: marshaler,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eventBus, processor, router
 }

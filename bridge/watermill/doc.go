@@ -23,7 +23,8 @@
 //	Config.Key(topic, msg) Key: the ordering key (by default the metadata field
 //	                       "partitionkey", or else the topic)
 //	Context()              not carried (as by the Pub/Subs that cross processes): a delivered
-//	                       message's context has the Subscribe context's values
+//	                       message's context has the values of the bus handler's context,
+//	                       then those of the Subscribe context (see Handlers that publish)
 //
 // # Subscriptions and consumer groups
 //
@@ -32,7 +33,12 @@
 // leaves the bus when its channel closes. Subscribe calls that name the same consumer group
 // ([Config.ConsumerGroup], [PubSub.NewSubscriber]) share one subscription, each message
 // going to one of them, as in a Kafka consumer group; the group outlives its consumers and
-// collects messages for the next one, until the PubSub closes.
+// collects messages for the next one, until the PubSub closes. A group's subscription on
+// the bus is named [GroupSubscriptionPrefix] and the group (or keeps the name of the
+// retention it took over), so it never takes the name of a subscriber of the bus's own. A
+// group belongs to its PubSub: on one bus, another PubSub's Subscribe to a group of the
+// same name on the same topic returns an error until the first PubSub closes, so make the
+// Subscribers that must share a group from one PubSub.
 //
 // A subscription's channel carries one message at a time: the next comes only once the
 // previous was acked or nacked. Ack completes the handling (the bus handler returns nil).
@@ -54,7 +60,33 @@
 //
 // The bus delivers a message to the subscriptions that exist when it is published. With
 // [Config.Retain], a topic that has no subscription of the PubSub keeps its messages, up to
-// [Config.Buffer] of them, for its first Subscribe call; beyond that Publish waits.
+// [Config.Buffer] of them, for its next Subscribe call; beyond that Publish waits. If a
+// topic's last subscription of the PubSub is a single Subscribe call's, it stays on the bus
+// as the retention when its channel closes, keeping what it holds for the next call, so
+// that every message ends acked, dead-lettered or retained, however subscribers come and
+// go.
+//
+// # Handlers that publish
+//
+// The bus keeps handlers that publish from deadlocking one another on full subscriptions,
+// even in a cycle (X publishing to Y, Y to X), provided it recognizes their Publish calls
+// as made by its handlers: see eventbus.Publish. A Watermill handler takes part if the
+// messages it publishes carry the context of the message it handles, or one derived from
+// it: CQRS handlers that publish with the context they are given do; a Router handler's
+// produced messages do if the handler sets it (out.SetContext(msg.Context())) or the
+// Router has the [PropagateContext] middleware, for the Router publishes them with the
+// contexts they have, new ones by default. What remains:
+//
+//   - A cycle of handlers whose messages do not carry it blocks once its subscriptions are
+//     full, each Publish waiting for room, until the messages' contexts end (for messages
+//     made by NewMessage, until the PubSub closes). Watermill's gochannel does not block
+//     there: it starts a goroutine per message and subscriber instead, without bound.
+//   - The bus counts a subscription as stalled only when every worker of it that holds a
+//     message is blocked in a Publish. A worker of a consumer group waiting for a free
+//     consumer is not, so a group with fewer consumers than its [Config.Concurrency] can
+//     still block in a cycle once messages of more keys than consumers wait. Give a group
+//     in a cycle a Concurrency of at most its number of consumers. A single Subscribe
+//     call's subscription has one worker, except with [Config.Retain].
 //
 // # Closing
 //

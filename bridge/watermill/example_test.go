@@ -3,6 +3,8 @@ package watermillbus_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -117,4 +119,48 @@ func ExampleConfig_poisonTopic() {
 	// attempt 2 at bad job: nack
 	// attempt 3 at bad job: nack
 	// poisoned bad job from work: watermillbus: message nacked
+}
+
+// A Router handler that publishes to its own topic, two messages for each it handles,
+// through a subscription with room for one: with PropagateContext the bus sees the
+// handler's messages as its handler's and lets them in, rather than have the handler wait
+// for room that only it could make.
+func ExamplePropagateContext() {
+	bus := eventbus.New()
+	defer bus.Close(context.Background())
+	pubSub := watermillbus.New(bus, watermillbus.Config{Buffer: 1})
+	defer pubSub.Close()
+
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		panic(err)
+	}
+	router.AddMiddleware(watermillbus.PropagateContext)
+	var handled sync.WaitGroup
+	handled.Add(1 + 2 + 4 + 8)
+	router.AddHandler("split", "work", pubSub, "work", pubSub, func(msg *message.Message) ([]*message.Message, error) {
+		defer handled.Done()
+		n, _ := strconv.Atoi(string(msg.Payload))
+		if n == 0 {
+			return nil, nil
+		}
+		half := []byte(strconv.Itoa(n - 1))
+		return message.Messages{
+			message.NewMessage(watermill.NewUUID(), half),
+			message.NewMessage(watermill.NewUUID(), half),
+		}, nil
+	})
+	go router.Run(context.Background())
+	<-router.Running()
+
+	if err := pubSub.Publish("work", message.NewMessage(watermill.NewUUID(), []byte("3"))); err != nil {
+		panic(err)
+	}
+	handled.Wait()
+	fmt.Println("handled 15 messages")
+	if err := router.Close(); err != nil {
+		panic(err)
+	}
+	// Output:
+	// handled 15 messages
 }

@@ -2,6 +2,7 @@ package watermillbus
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -9,8 +10,9 @@ import (
 	"github.com/ae30fb47/eventbus"
 )
 
-// topicState is what a hub knows of one topic. Its fields other than name, topic and live
-// are guarded by the hub's mu.
+// topicState is what a hub knows of one topic while the topic has a subscription of the
+// PubSub on the bus (see hub.topicLocked). Its fields other than name, topic and live are
+// guarded by the hub's mu.
 type topicState struct {
 	name  string
 	topic eventbus.Topic[[]byte]
@@ -49,13 +51,27 @@ type group struct {
 // process-wide, so that PubSubs sharing a bus never pick the same name.
 var subscriptionSeq atomic.Uint64
 
+// The prefixes of the names of the PubSubs' subscriptions on the bus, which bus
+// subscribers of their own must not use: [GroupSubscriptionPrefix] and "watermill-"
+// followed by a number, for the subscription of a single Subscribe call or a retention.
+const (
+	// GroupSubscriptionPrefix begins the name of a consumer group's subscription on the
+	// bus: the group "billing" is the bus subscriber "watermill:billing", the Subscriber
+	// of its dead letters, unless the group took over a topic's retention (see
+	// Config.Retain), whose name, "watermill-" and a number, it keeps. So a group's name
+	// never collides with that of a subscriber of the bus's own, unless that one takes
+	// the prefix.
+	GroupSubscriptionPrefix  = "watermill:"
+	singleSubscriptionPrefix = "watermill-"
+)
+
 // newGroupLocked subscribes a new group named name ("" for one of its own) to ts on the
 // bus. h.mu is held.
 func (h *hub) newGroupLocked(ts *topicState, name string, concurrency int) (*group, error) {
 	g := &group{h: h, ts: ts, name: name, offers: make(chan *delivery)}
-	busName := name
-	if busName == "" {
-		busName = "watermill-" + strconv.FormatUint(subscriptionSeq.Add(1), 10)
+	busName := GroupSubscriptionPrefix + name
+	if name == "" {
+		busName = singleSubscriptionPrefix + strconv.FormatUint(subscriptionSeq.Add(1), 10)
 	}
 	opts := []eventbus.SubscribeOption{
 		eventbus.WithBuffer(h.cfg.Buffer),
@@ -67,6 +83,9 @@ func (h *hub) newGroupLocked(ts *topicState, name string, concurrency int) (*gro
 	}
 	sub, err := eventbus.Subscribe(h.bus, ts.topic, busName, g.handle, opts...)
 	if err != nil {
+		if name != "" {
+			return nil, fmt.Errorf("watermillbus: consumer group %q of topic %q: %w", name, ts.name, err)
+		}
 		return nil, err
 	}
 	g.sub = sub
@@ -81,16 +100,20 @@ func (h *hub) newGroupLocked(ts *topicState, name string, concurrency int) (*gro
 func (h *hub) joinLocked(ts *topicState, name string) (*group, error) {
 	g := ts.groups[name] // never set for ""
 	if g == nil {
+		if name != "" {
+			if err := h.claimGroup(ts.name, name); err != nil {
+				return nil, err
+			}
+		}
 		if g = ts.retained; g != nil {
 			ts.retained = nil
 			g.name = name
 		} else {
-			concurrency := h.cfg.Concurrency
-			if name == "" {
-				concurrency = 1 // a single consumer has one message in flight
-			}
 			var err error
-			if g, err = h.newGroupLocked(ts, name, concurrency); err != nil {
+			if g, err = h.newGroupLocked(ts, name, h.concurrency(name)); err != nil {
+				if name != "" {
+					h.releaseGroup(ts.name, name)
+				}
 				return nil, err
 			}
 		}
@@ -102,10 +125,22 @@ func (h *hub) joinLocked(ts *topicState, name string) (*group, error) {
 	return g, nil
 }
 
-// leave counts a consumer of g out, and reports whether g is the subscription of a single
-// Subscribe call, which the caller must then remove from the bus with leaveBus. If it was
-// the topic's last subscription and the PubSub retains, a retention takes its place at
-// once, so that every message published from now on is retained.
+// concurrency returns the bus concurrency of a new subscription of consumer group name. A
+// single Subscribe call's subscription has one consumer, so one message in flight is
+// enough, unless it may become a retention (see leave) that a named group adopts.
+func (h *hub) concurrency(name string) int {
+	if name == "" && !h.cfg.Retain {
+		return 1
+	}
+	return h.cfg.Concurrency
+}
+
+// leave counts a consumer of g out, and reports whether g must now leave the bus, with
+// leaveBus: g is the subscription of a single Subscribe call, which ends with its consumer.
+// With Config.Retain, though, the topic's last subscription of the PubSub does not leave:
+// it becomes the topic's retention, with the messages it holds, so that no message
+// published to the topic meanwhile reaches no subscription of the PubSub, and none is
+// dead-lettered for a consumer that merely left.
 func (h *hub) leave(g *group) (leaveBus bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -113,31 +148,59 @@ func (h *hub) leave(g *group) (leaveBus bool) {
 	if g.name != "" || g.consumers > 0 {
 		return false
 	}
-	if h.cfg.Retain && !h.closed && g.ts.live.Load() == 1 && g.ts.retained == nil {
-		_ = h.retainLocked(g.ts) // fails only if the bus is closed: then nothing is retained
+	if h.cfg.Retain && !h.closed && g.ts.live.Load() == 1 {
+		g.ts.retained = g // live counts g already; nothing else is retaining the topic
+		return false
 	}
 	g.ts.live.Add(-1)
+	h.forgetIfIdleLocked(g.ts)
 	return true
 }
 
-// retain makes sure ts has a subscription on the bus to keep its messages, for Publish
-// with Config.Retain; see Config.Retain.
-func (h *hub) retain(ts *topicState) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || ts.live.Load() > 0 {
-		return nil
-	}
-	return h.retainLocked(ts)
+// groupOwners records, process-wide, which PubSub has the consumer group of each name on
+// each topic of each bus, so that another PubSub's Subscribe to that group fails rather
+// than make a second group of the name, which would receive every message too. (The
+// groups' names on the bus cannot tell: a group that took over a retention has the
+// retention's.)
+var groupOwners = struct {
+	sync.Mutex
+	m map[groupKey]*hub
+}{m: make(map[groupKey]*hub)}
+
+type groupKey struct {
+	bus          *eventbus.Bus
+	topic, group string
 }
 
-func (h *hub) retainLocked(ts *topicState) error {
-	g, err := h.newGroupLocked(ts, "", h.cfg.Concurrency)
-	if err != nil {
-		return err
+// claimGroup records h as the owner of consumer group group of topic, or returns an error
+// if another PubSub on the bus owns it.
+func (h *hub) claimGroup(topic, group string) error {
+	k := groupKey{h.bus, topic, group}
+	groupOwners.Lock()
+	defer groupOwners.Unlock()
+	if owner, ok := groupOwners.m[k]; ok && owner != h {
+		return fmt.Errorf("watermillbus: consumer group %q of topic %q belongs to another PubSub on this bus", group, topic)
 	}
-	ts.retained = g
+	groupOwners.m[k] = h
 	return nil
+}
+
+// releaseGroup forgets that h owns consumer group group of topic, which it failed to make.
+func (h *hub) releaseGroup(topic, group string) {
+	groupOwners.Lock()
+	defer groupOwners.Unlock()
+	delete(groupOwners.m, groupKey{h.bus, topic, group})
+}
+
+// releaseGroups forgets that h owns its consumer groups, once they have left the bus.
+func (h *hub) releaseGroups() {
+	groupOwners.Lock()
+	defer groupOwners.Unlock()
+	for k, owner := range groupOwners.m {
+		if owner == h {
+			delete(groupOwners.m, k)
+		}
+	}
 }
 
 // takeGroupsLocked returns the topic's named groups and retention and forgets them, for

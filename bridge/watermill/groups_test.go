@@ -1,6 +1,7 @@
 package watermillbus_test
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/ae30fb47/eventbus"
 	watermillbus "github.com/ae30fb47/eventbus/bridge/watermill"
 )
 
@@ -103,4 +105,75 @@ func samePerKeyOrder(got, want []string) bool {
 		}
 	}
 	return true
+}
+
+// TestGroupNameIsNotTaken checks that a consumer group's subscription on the bus does not
+// take the group's name, which a subscriber of the bus's own on the same topic may have:
+// both receive every message, and the group's dead letters name its subscription
+// "watermill:" and the group.
+func TestGroupNameIsNotTaken(t *testing.T) {
+	dls := &deadLetters{}
+	ps := newPubSub(t, watermillbus.Config{Retry: &eventbus.RetryPolicy{MaxAttempts: 1}, DeadLetter: dls})
+	native := make(chan string, 1)
+	_, err := eventbus.Subscribe(ps.bus, eventbus.NewTopic[[]byte]("orders"), "billing",
+		func(_ context.Context, ev eventbus.Event[[]byte]) error {
+			native <- string(ev.Payload)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := subscribe(t, ps.NewSubscriber("billing"), "orders")
+	publishN(t, ps, "orders", "m", 1)
+	select {
+	case got := <-native:
+		if got != "m0" {
+			t.Errorf("bus subscriber billing received %q; want m0", got)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("bus subscriber billing received nothing")
+	}
+	receive(t, group).Nack() // its only attempt: dead-lettered
+	waitDeadLetters(t, dls, 1)
+	if got, want := dls.all()[0].Subscriber, watermillbus.GroupSubscriptionPrefix+"billing"; got != want {
+		t.Errorf("dead letter of group billing from %q; want %q", got, want)
+	}
+}
+
+// TestGroupBelongsToItsPubSub checks the documented limit: a consumer group belongs to one
+// PubSub, so another PubSub on the same bus cannot have a group of that name on the topic,
+// whether the first made its group afresh or from a retention. Its Subscribe says so, the
+// first PubSub's group is unharmed, and once that PubSub is closed the name is free.
+func TestGroupBelongsToItsPubSub(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		retain bool
+	}{
+		{"fresh group", false},
+		{"group that took over a retention", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := watermillbus.Config{ConsumerGroup: "billing", Retain: tt.retain}
+			a := newPubSub(t, cfg)
+			b := watermillbus.New(a.bus, cfg)
+			defer b.Close()
+			publishN(t, a, "orders", "early", 1) // retained, if cfg says so
+			ch := subscribe(t, a, "orders")
+			if _, err := b.Subscribe(t.Context(), "orders"); err == nil || !strings.Contains(err.Error(), `consumer group "billing"`) {
+				t.Errorf("second PubSub's Subscribe to group billing = %v; want an error naming the group", err)
+			}
+			publishN(t, b, "orders", "m", 1)
+			want := []string{"m0"}
+			if tt.retain {
+				want = []string{"early0", "m0"}
+			}
+			if got := receiveAck(t, ch, len(want)); !slices.Equal(got, want) {
+				t.Errorf("first PubSub's group received %v; want %v", got, want)
+			}
+			a.Close()
+			if _, err := b.Subscribe(t.Context(), "orders"); err != nil {
+				t.Errorf("second PubSub's Subscribe once the first closed = %v; want nil", err)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package watermillbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -23,6 +24,12 @@ var _ message.Publisher = (*Publisher)(nil)
 // subscription of the topic on the bus has accepted each: the consumer groups and
 // single-call subscriptions of the PubSub, its retention of the topic (see
 // [Config.Retain]), and the bus's own subscribers of eventbus.NewTopic[[]byte](topic).
+// With Config.Retain, each message reaches a subscription of the PubSub, if need be the
+// retention that Publish makes, even as subscriptions come and go while it runs. One race
+// is left: if the topic also has subscribers outside the PubSub (the bus's own, another
+// PubSub's), a message published while the PubSub's subscriptions of the topic are
+// replaced (those Publish found leave the bus, for one that came after it looked) may
+// reach only those outside subscribers.
 // With Config.BlockPublishUntilSubscriberAck it returns only once they acked each message
 // or gave up on it.
 //
@@ -44,37 +51,32 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() || h.ctx.Err() != nil {
 		return ErrClosed
 	}
-	ts, err := h.topic(topic)
-	if err != nil {
-		return err
+	if topic == "" {
+		return errEmptyTopic
 	}
 	for _, msg := range msgs {
-		if err := p.publish(ts, msg); err != nil {
+		if err := p.publish(topic, msg); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
+func (p *Publisher) publish(topic string, msg *message.Message) error {
 	h := p.h
 	env, err := toEnvelope(msg)
 	if err != nil {
 		return err
 	}
-	if h.cfg.Retain && ts.live.Load() == 0 {
-		if err := h.retain(ts); err != nil {
-			return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", ts.name, err)
-		}
-	}
+	// A message whose context cannot end still stops waiting when the PubSub closes.
 	ctx := msg.Context()
 	if ctx == context.Background() {
-		ctx = h.ctx // a message without a deadline still stops waiting when the PubSub closes
+		ctx = h.ctx // what untilClosed would give (Background has no values), without allocating one
 	} else if ctx.Done() == nil {
 		ctx = untilClosed{h.ctx, ctx}
 	}
-	opts := [4]eventbus.PublishOption{
-		eventbus.WithKey(h.cfg.Key(ts.name, msg)),
+	opts := [5]eventbus.PublishOption{
+		eventbus.WithKey(h.cfg.Key(topic, msg)),
 		eventbus.WithID(env.id),
 		eventbus.WithMetadata(env.md),
 	}
@@ -83,14 +85,31 @@ func (p *Publisher) publish(ts *topicState, msg *message.Message) error {
 		opts[n] = eventbus.WithWait()
 		n++
 	}
-	err = eventbus.Publish(ctx, h.bus, ts.topic, []byte(msg.Payload), opts[:n]...)
-	if h.ctx.Err() != nil {
-		// The PubSub closed while the message was being published: it may have reached
-		// subscriptions that are leaving the bus, or missed them as they left.
-		return ErrClosed
+	if h.cfg.Retain {
+		opts[n] = eventbus.WithSubscriberRequired()
+		n++
+	}
+	for {
+		var t eventbus.Topic[[]byte]
+		if t, err = h.publishTopic(topic); err != nil {
+			return fmt.Errorf("watermillbus: retaining messages of topic %q: %w", topic, err)
+		}
+		err = eventbus.Publish(ctx, h.bus, t, []byte(msg.Payload), opts[:n]...)
+		if h.ctx.Err() != nil {
+			// The PubSub closed while the message was being published: it may have reached
+			// subscriptions that are leaving the bus, or missed them as they left.
+			return ErrClosed
+		}
+		if !errors.Is(err, eventbus.ErrNoSubscribers) {
+			break
+		}
+		// Every subscription that Publish found had left the bus before it took the
+		// message. While the PubSub is open, only a single Subscribe call's subscription
+		// leaves, and only if another subscription of the PubSub is on the topic (see
+		// hub.leave): publish again, to that one.
 	}
 	if err != nil {
-		return fmt.Errorf("watermillbus: publishing message %q to %q: %w", msg.UUID, ts.name, err)
+		return fmt.Errorf("watermillbus: publishing message %q to %q: %w", msg.UUID, topic, err)
 	}
 	return nil
 }

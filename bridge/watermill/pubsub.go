@@ -2,7 +2,6 @@ package watermillbus
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -68,7 +67,8 @@ func (p *PubSub) NewPublisher() *Publisher { return &Publisher{h: p.h} }
 // NewSubscriber returns another Subscriber over the PubSub, whose Subscribe calls join
 // consumer group group ("" gives each call a subscription of its own; see
 // [Config.ConsumerGroup]). Closing it closes only its channels: the messages of a named
-// group wait in the PubSub for the group's next consumer, as in a broker.
+// group wait in the PubSub for the group's next consumer, as in a broker. Groups are the
+// PubSub's: Subscribers that must share one are made by the same PubSub.
 func (p *PubSub) NewSubscriber(group string) *Subscriber { return p.h.newSubscriber(group) }
 
 // Close closes the PubSub and every Publisher and Subscriber made from it. Publish and
@@ -96,7 +96,10 @@ type hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	topics sync.Map // topic name -> *topicState; an entry is never removed
+	// topics maps a topic name to its state while it has a subscription of the PubSub on
+	// the bus; entries are stored and deleted under mu (see topicLocked).
+	topics      sync.Map
+	topicValues topicValues
 
 	mu          sync.Mutex // guards what follows, and the groups of every topicState
 	closed      bool
@@ -117,18 +120,6 @@ func (h *hub) newSubscriber(group string) *Subscriber {
 		h.subscribers[s] = struct{}{}
 	}
 	return s
-}
-
-// topic returns the state of the topic named name, making it on first use.
-func (h *hub) topic(name string) (*topicState, error) {
-	if ts, ok := h.topics.Load(name); ok {
-		return ts.(*topicState), nil
-	}
-	if name == "" {
-		return nil, errors.New("watermillbus: topic must not be empty")
-	}
-	ts, _ := h.topics.LoadOrStore(name, &topicState{name: name, topic: eventbus.NewTopic[[]byte](name), groups: make(map[string]*group)})
-	return ts.(*topicState), nil
 }
 
 // close shuts the hub down; see PubSub.Close.
@@ -162,6 +153,7 @@ func (h *hub) close() {
 			wg.Go(g.leaveBus)
 		}
 		wg.Wait()
+		h.releaseGroups()
 		close(h.done)
 	})
 	<-h.done

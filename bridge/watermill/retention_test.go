@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/ae30fb47/eventbus"
 	watermillbus "github.com/ae30fb47/eventbus/bridge/watermill"
 )
 
@@ -81,5 +85,140 @@ func TestRetentionResumesWhenTheLastSubscriberLeaves(t *testing.T) {
 	want := payloads(publishN(t, ps, "t", "m", 2))
 	if got := receiveAck(t, subscribe(t, ps, "t"), 2); !slices.Equal(got, want) {
 		t.Errorf("received %v; want %v", got, want)
+	}
+}
+
+// TestRetainUnderSubscriberChurn checks that with Retain every message Publish accepted
+// ends in exactly one way, acked once or dead-lettered, never nowhere nor twice, while the
+// topic's only subscribers, single Subscribe calls, come and go as it is published. What no
+// subscriber took is retained for the last one.
+func TestRetainUnderSubscriberChurn(t *testing.T) {
+	const n = 5000
+	var (
+		mu    sync.Mutex
+		fates = make(map[string][]string, n) // payload -> "acked", "dead-lettered"
+	)
+	record := func(payload, fate string) {
+		mu.Lock()
+		fates[payload] = append(fates[payload], fate)
+		mu.Unlock()
+	}
+	ended := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fates)
+	}
+	ack := func(msg *message.Message) {
+		record(string(msg.Payload), "acked")
+		msg.Ack()
+	}
+	ps := newPubSub(t, watermillbus.Config{
+		Retain: true,
+		Key:    func(string, *message.Message) string { return "" },
+		DeadLetter: eventbus.DeadLetterFunc(func(_ context.Context, dl eventbus.DeadLetter) error {
+			record(string(dl.Event.Payload.([]byte)), "dead-lettered")
+			return nil
+		}),
+	})
+
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	churn.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			ch, err := ps.Subscribe(ctx, "t")
+			if err != nil {
+				cancel()
+				t.Errorf("Subscribe() = %v; want nil", err)
+				return
+			}
+			for range 3 { // take a few messages, if any come soon, then leave
+				select {
+				case msg := <-ch:
+					ack(msg)
+				case <-time.After(time.Millisecond):
+				}
+			}
+			cancel()
+			for msg := range ch { // it closes at once, but a message may be on its way
+				ack(msg)
+			}
+		}
+	})
+	publishN(t, ps, "t", "m", n)
+	close(stop)
+	churn.Wait()
+
+	last := subscribe(t, ps, "t")
+	for deadline := time.Now().Add(waitFor); ended() < n && time.Now().Before(deadline); {
+		select {
+		case msg := <-last:
+			ack(msg)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var lost, twice []string
+	for i := range n {
+		p := "m" + strconv.Itoa(i)
+		switch f := fates[p]; {
+		case len(f) == 0:
+			lost = append(lost, p)
+		case len(f) > 1:
+			twice = append(twice, p+" "+strings.Join(f, ", "))
+		}
+	}
+	if len(lost) != 0 || len(twice) != 0 {
+		t.Errorf("of %d messages, %d ended nowhere (%q...) and %d more than once (%q...); want each acked once or dead-lettered",
+			n, len(lost), lost[:min(len(lost), 5)], len(twice), twice[:min(len(twice), 5)])
+	}
+}
+
+// TestLastSubscriptionBecomesTheRetention checks that with Retain the subscription of a
+// topic's last Subscribe call does not leave when its channel closes: it keeps what it
+// holds, and what is published from then on, for the next Subscribe call, even while the
+// message in flight awaits its ack. That message counts if it is acked within
+// CloseTimeout, and is redelivered to the next Subscribe call if not.
+func TestLastSubscriptionBecomesTheRetention(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ack  bool
+		want []string
+	}{
+		{"acked in time", true, []string{"m1", "late0"}},
+		{"not acked in time", false, []string{"m0", "m1", "late0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			closeTimeout := waitFor
+			if !tt.ack {
+				closeTimeout = time.Millisecond
+			}
+			ps := newPubSub(t, watermillbus.Config{Retain: true, CloseTimeout: closeTimeout})
+			ctx, cancel := context.WithCancel(t.Context())
+			ch, err := ps.Subscribe(ctx, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			publishN(t, ps, "t", "m", 2)
+			inFlight := receive(t, ch)
+			cancel()
+			expectClosed(t, ch)
+			publishN(t, ps, "t", "late", 1)
+			if tt.ack {
+				inFlight.Ack()
+			}
+			if got := receiveAck(t, subscribe(t, ps, "t"), len(tt.want)); !slices.Equal(got, tt.want) {
+				t.Errorf("next Subscribe call received %v; want %v", got, tt.want)
+			}
+			if dls := ps.deadLetters.all(); len(dls) != 0 {
+				t.Errorf("%d dead letters; want none", len(dls))
+			}
+		})
 	}
 }

@@ -35,27 +35,30 @@ var errNotDelivered = errors.New("watermillbus: not delivered")
 //     once this one is acked or nacked. Ack completes the message's handling; Nack is a
 //     failed attempt, redelivered by the retry policy (see [Config.Retry]) to a consumer
 //     of the group, before any later message with its key.
-//   - Each message's context carries ctx's values and is cancelled when the message is
-//     acked or nacked, or when the consumer leaves.
+//   - Each message's context carries the values of the bus handler's context, so that the
+//     bus recognizes messages published with it as its handler's (see [PropagateContext]),
+//     then ctx's values, and is cancelled when the message is acked or nacked, or when
+//     the consumer leaves.
 //   - When ctx ends or the Subscriber (or its PubSub) closes, the channel is closed at
 //     once. A message then in flight has [Config.CloseTimeout] to be acked or nacked; if
 //     it is not, it counts as a failed attempt ([ErrNotAcked]). Closing the Subscriber
 //     waits for that; ctx ending does not.
 //
 // Consumer group "" gives each call a subscription of its own, which receives every
-// message published to topic from then on (and those retained, if it is the topic's first;
-// see [Config.Retain]) and leaves the bus when the call's channel closes: messages it still
-// holds go to the dead-letter hook. Calls with the same named group share its messages,
-// and the group stays, collecting messages, while it has no consumer.
+// message published to topic from then on (and first those retained, if the topic had no
+// subscription of the PubSub; see [Config.Retain]) and leaves the bus when the call's
+// channel closes: messages it still holds go to the dead-letter hook. With Config.Retain,
+// though, the topic's last such subscription stays as its retention, keeping them for the
+// next call. Calls with the same named group share its messages, and the group stays,
+// collecting messages, while it has no consumer.
 //
 // Subscribe returns [ErrClosed] once the Subscriber or its PubSub is closed, and an error
 // for an empty topic or a topic that the bus carries with another payload type.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	h := s.h
-	ts, err := h.topic(topic)
-	if err != nil {
-		return nil, err
+	if topic == "" {
+		return nil, errEmptyTopic
 	}
+	h := s.h
 	h.mu.Lock()
 	s.mu.Lock()
 	if h.closed || s.closed {
@@ -63,8 +66,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
+	ts := h.topicLocked(topic)
 	g, err := h.joinLocked(ts, s.group)
 	if err != nil {
+		h.forgetIfIdleLocked(ts)
 		s.mu.Unlock()
 		h.mu.Unlock()
 		return nil, err
@@ -120,21 +125,19 @@ type consumer struct {
 	ctx    context.Context // the Subscribe ctx, cancelled by close too
 	cancel context.CancelFunc
 
-	outClosed bool          // owned by run
-	done      chan struct{} // closed when run has returned
+	left     bool          // owned by run: out is closed and the consumer counted out
+	leaveBus bool          // owned by run: the group must leave the bus once run is done
+	done     chan struct{} // closed when run has returned
 }
 
-// run delivers the group's messages until the consumer leaves, then closes out and counts
-// the consumer out of its group.
+// run delivers the group's messages until the consumer leaves, then removes the group
+// from the bus if it ends with the consumer.
 func (c *consumer) run() {
 	defer close(c.done)
 	defer c.cancel()
 	defer func() {
-		// Out of the group (and the topic retaining again) before out closes, so that a
-		// reader that sees it closed finds that state.
-		leaveBus := c.s.h.leave(c.g)
-		c.closeOut()
-		if leaveBus {
+		c.leave()
+		if c.leaveBus {
 			c.g.leaveBus()
 		}
 		// Forgotten last, so that closing the Subscriber (or the PubSub) waits for this.
@@ -154,9 +157,13 @@ func (c *consumer) run() {
 	}
 }
 
-func (c *consumer) closeOut() {
-	if !c.outClosed {
-		c.outClosed = true
+// leave counts the consumer out of its group, then closes out, once. Out of the group
+// first (and the topic retaining again, see hub.leave), so that a reader that sees out
+// closed finds that state, even while a message it received has yet to be acked.
+func (c *consumer) leave() {
+	if !c.left {
+		c.left = true
+		c.leaveBus = c.s.h.leave(c.g)
 		close(c.out)
 	}
 }
@@ -169,8 +176,11 @@ func (c *consumer) deliver(d *delivery) bool {
 		return false
 	}
 	msg := toMessage(&d.ev)
-	msgCtx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
+	// Cancelled here when the consumer leaves, rather than derived from c.ctx: the context
+	// package looks for a parent's cancellation among its values, where deliveryValues
+	// would show it the handler's, and it would then watch c.ctx with a goroutine.
+	msgCtx, cancel := context.WithCancelCause(deliveryValues{handler: d.handlerCtx, sub: c.ctx})
+	defer cancel(nil)
 	msg.SetContext(msgCtx)
 
 	select {
@@ -197,7 +207,8 @@ func (c *consumer) deliver(d *delivery) bool {
 	// The consumer leaves with the message in flight: the channel closes now, as
 	// Watermill's contract wants, and the message's handler, its context cancelled, has
 	// CloseTimeout to ack or nack it.
-	c.closeOut()
+	cancel(context.Cause(c.ctx))
+	c.leave()
 	timer := time.NewTimer(c.s.h.cfg.CloseTimeout)
 	defer timer.Stop()
 	select {

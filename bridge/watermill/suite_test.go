@@ -53,10 +53,12 @@ func newSuitePubSub(t *testing.T) *watermillbus.PubSub {
 	return ps
 }
 
-// constructors returns the suite's two constructors over ps. Every Publisher and
-// Subscriber they make is closed when the test that made it ends (the suite leaves some
-// open).
-func constructors(ps *watermillbus.PubSub) (tests.PubSubConstructor, tests.ConsumerGroupPubSubConstructor) {
+// constructors returns the suite's two constructors over ps: Publishers and Subscribers
+// of ps, like clients of one broker. The first makes Subscribers of consumer group group
+// ("" for a subscription per Subscribe call); the second, of the group the test asks for.
+// Every Publisher and Subscriber they make is closed when the test that made it ends (the
+// suite leaves some open).
+func constructors(ps *watermillbus.PubSub, group string) (tests.PubSubConstructor, tests.ConsumerGroupPubSubConstructor) {
 	withGroup := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		pub, sub := ps.NewPublisher(), ps.NewSubscriber(group)
 		t.Cleanup(func() {
@@ -66,28 +68,40 @@ func constructors(ps *watermillbus.PubSub) (tests.PubSubConstructor, tests.Consu
 		return pub, sub
 	}
 	return func(t *testing.T) (message.Publisher, message.Subscriber) {
-		return withGroup(t, "suite")
+		return withGroup(t, group)
 	}, withGroup
 }
 
+// suiteGroups are the consumer groups that the suite's Subscribers join: a named one, and
+// "", a subscription per Subscribe call, as with the zero Config.
+var suiteGroups = map[string]string{"named group": "suite", "own subscriptions": ""}
+
 func TestPubSub(t *testing.T) {
-	pubSub, withGroup := constructors(newSuitePubSub(t))
-	tests.TestPubSub(t, suiteFeatures, pubSub, withGroup)
+	for name, group := range suiteGroups {
+		t.Run(name, func(t *testing.T) {
+			pubSub, withGroup := constructors(newSuitePubSub(t), group)
+			tests.TestPubSub(t, suiteFeatures, pubSub, withGroup)
+		})
+	}
 }
 
 // TestPubSubAtLeastOnce runs the two tests of the suite that it skips for a Pub/Sub
 // claiming ExactlyOnceDelivery ("not supported yet"), claiming the rest.
 func TestPubSubAtLeastOnce(t *testing.T) {
-	pubSub, _ := constructors(newSuitePubSub(t))
-	features := suiteFeatures
-	features.ExactlyOnceDelivery = false
-	for name, test := range map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
-		"TestConcurrentClose":             tests.TestConcurrentClose,
-		"TestContinueAfterSubscribeClose": tests.TestContinueAfterSubscribeClose,
-	} {
+	for name, group := range suiteGroups {
 		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			test(t, tests.TestContext{TestID: tests.NewTestID(), Features: features}, pubSub)
+			pubSub, _ := constructors(newSuitePubSub(t), group)
+			features := suiteFeatures
+			features.ExactlyOnceDelivery = false
+			for name, test := range map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
+				"TestConcurrentClose":             tests.TestConcurrentClose,
+				"TestContinueAfterSubscribeClose": tests.TestContinueAfterSubscribeClose,
+			} {
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					test(t, tests.TestContext{TestID: tests.NewTestID(), Features: features}, pubSub)
+				})
+			}
 		})
 	}
 }

@@ -1,23 +1,38 @@
 // Command watermill-router is a Watermill Router program moved from Watermill's gochannel
-// to the event bus by changing the one line that makes its Pub/Sub:
+// to the event bus. Orders flow from "orders.placed" through a "reserve" handler, whose
+// stock service fails once, to "orders.reserved" and a "notify" handler; an order that
+// keeps failing ends in a poison topic after three attempts.
 //
-//	pubSub := gochannel.NewGoChannel(gochannel.Config{}, logger)   // before
-//	pubSub := watermillbus.New(bus, watermillbus.Config{...})      // after
+// On gochannel, the original (run it with -gochannel), the Router's Retry and PoisonQueue
+// middleware retry and poison, the Retry middleware sleeping in the handler:
 //
-// The handlers, the middleware and the publishing code stay as they were. Orders flow from
-// "orders.placed" through a "reserve" handler, whose stock service fails once, to
-// "orders.reserved" and a "notify" handler. With the bus, each customer's orders are
-// handled in the order they were placed (the key is the message's "partitionkey" metadata),
-// a nacked message is redelivered before the customer's later orders, and an order that
-// keeps failing ends in a poison topic after three attempts, as with Watermill's Retry and
-// PoisonQueue middleware, but with the waits off the handler.
+//	pubSub := gochannel.NewGoChannel(gochannel.Config{}, logger)
+//	poisonQueue, err := middleware.PoisonQueue(pubSub, "orders.poisoned")
+//	router.AddMiddleware(poisonQueue, middleware.Retry{MaxRetries: 2, InitialInterval: 10 * time.Millisecond}.Middleware)
 //
-//	go run ./examples/watermill-router
+// On the bus, the PubSub's retry policy and poison topic do it instead, and those two
+// middleware go:
+//
+//	pubSub := watermillbus.New(bus, watermillbus.Config{
+//		Retry:       &eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond},
+//		PoisonTopic: "orders.poisoned",
+//	})
+//
+// (Keep those two middleware and use watermillbus.Config{}, and the move is the one line
+// that makes the Pub/Sub.) The handlers, the other middleware and the publishing code stay
+// as they were. With the bus, each customer's
+// orders are handled in the order they were placed (the key is the message's
+// "partitionkey" metadata), and a failed message is redelivered, after its backoff, before
+// the customer's later orders, while other customers' orders go on: the wait is off the
+// handler.
+//
+//	go run ./examples/watermill-router [-gochannel]
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -27,6 +42,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/ae30fb47/eventbus"
 	watermillbus "github.com/ae30fb47/eventbus/bridge/watermill"
@@ -51,30 +67,49 @@ func say(format string, args ...any) {
 }
 
 func main() {
-	if err := run(); err != nil {
+	onGoChannel := flag.Bool("gochannel", false, "run the original program, on Watermill's gochannel")
+	flag.Parse()
+	if err := run(*onGoChannel); err != nil {
 		fmt.Fprintln(os.Stderr, "watermill-router:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// pubSub is what a Pub/Sub is to this program.
+type pubSub interface {
+	message.Publisher
+	message.Subscriber
+}
+
+func run(onGoChannel bool) error {
 	logger := watermill.NopLogger{}
-	bus := eventbus.New()
-	defer bus.Close(context.Background())
-
-	// The one line that changes. Before:
-	//   pubSub := gochannel.NewGoChannel(gochannel.Config{}, logger)
-	pubSub := watermillbus.New(bus, watermillbus.Config{
-		Retry:       &eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond},
-		PoisonTopic: "orders.poisoned",
-	})
-	defer pubSub.Close()
-
 	router, err := message.NewRouter(message.RouterConfig{}, logger)
 	if err != nil {
 		return err
 	}
 	router.AddMiddleware(middleware.CorrelationID, middleware.Recoverer)
+
+	var pubSub pubSub
+	if onGoChannel {
+		// The original: retries and the poison queue are Router middleware.
+		goChannel := gochannel.NewGoChannel(gochannel.Config{}, logger)
+		poisonQueue, err := middleware.PoisonQueue(goChannel, "orders.poisoned")
+		if err != nil {
+			return err
+		}
+		router.AddMiddleware(poisonQueue, middleware.Retry{MaxRetries: 2, InitialInterval: 10 * time.Millisecond}.Middleware)
+		pubSub = goChannel
+	} else {
+		// On the bus: the PubSub retries and poisons, and those two middleware go.
+		bus := eventbus.New()
+		defer bus.Close(context.Background()) // second: the bus
+		busPubSub := watermillbus.New(bus, watermillbus.Config{
+			Retry:       &eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond},
+			PoisonTopic: "orders.poisoned",
+		})
+		defer busPubSub.Close() // first: the PubSub
+		pubSub = busPubSub
+	}
 
 	var (
 		wg        sync.WaitGroup
@@ -97,7 +132,7 @@ func run() error {
 			failedFor[item] = true
 			mu.Unlock()
 			if first {
-				say("reserve  %-6s %-12s failed: stock service timed out (nack, redelivered)", customer, item)
+				say("reserve  %-6s %-12s failed: stock service timed out (retried)", customer, item)
 				return nil, errors.New("stock service timed out")
 			}
 			say("reserve  %-6s %-12s ok", customer, item)
@@ -158,7 +193,7 @@ func run() error {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, customer := range []string{"ada", "grace"} {
-		say("%s's orders were notified in the order placed: %s", customer, strings.Join(notified[customer], ", "))
+		say("%s's orders were notified in this order: %s", customer, strings.Join(notified[customer], ", "))
 	}
 	return nil
 }
