@@ -54,6 +54,7 @@ type topicEntry interface {
 type topicState[T any] struct {
 	subs     atomic.Pointer[[]*subscription[T]]
 	accepted atomic.Uint64 // events Publish accepted; see TopicStats.Published
+	retired  atomic.Bool   // its last subscriber left and the bus forgot it; see retire
 }
 
 func (*topicState[T]) payloadType() string  { return fmt.Sprintf("%T", *new(T)) }
@@ -96,7 +97,7 @@ func New(opts ...Option) *Bus {
 // hashing the name.
 func lookupTopic[T any](b *Bus, t Topic[T]) (*topicState[T], error) {
 	if cache := b.byID.Load(); cache != nil && int(t.id) < len(*cache) {
-		if ts, ok := (*cache)[t.id].(*topicState[T]); ok {
+		if ts, ok := (*cache)[t.id].(*topicState[T]); ok && !ts.retired.Load() {
 			return ts, nil
 		}
 	}
@@ -127,7 +128,7 @@ func (b *Bus) cacheTopic(id uint32, ts topicEntry) {
 	if p := b.byID.Load(); p != nil {
 		old = *p
 	}
-	if int(id) < len(old) && old[id] != nil {
+	if int(id) < len(old) && old[id] == ts {
 		return
 	}
 	cache := make([]topicEntry, max(len(old), int(id)+1))

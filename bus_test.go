@@ -330,6 +330,9 @@ func TestSubscriberRequired(t *testing.T) {
 		t.Errorf("Publish with a subscriber = %v; want nil", err)
 	}
 	<-handled
+	if st := b.Stats().Topics; len(st) != 1 || st[0].Published != 1 {
+		t.Errorf("Stats().Topics = %+v; want the topic with only the event a subscriber accepted", st)
+	}
 	if err := sub.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -337,10 +340,49 @@ func TestSubscriberRequired(t *testing.T) {
 		t.Errorf("Publish after the last subscriber left = %v; want ErrNoSubscribers", err)
 	}
 	closeBus(t, b)
-	for _, ts := range b.Stats().Topics {
-		if ts.Published != 1 {
-			t.Errorf("topic %s: %d published; want only the one a subscriber accepted", ts.Name, ts.Published)
+}
+
+// TestTopicForgottenWithItsLastSubscriber: a bus does not keep topics nobody subscribes to
+// any more, and the same Topic value works again after a new Subscribe.
+func TestTopicForgottenWithItsLastSubscriber(t *testing.T) {
+	b := New()
+	topic := NewTopic[int]("churn")
+	got := make(chan int, 1)
+	for round := range 3 {
+		sub := mustSubscribe(t, b, topic, "s", func(_ context.Context, ev Event[int]) error { got <- ev.Payload; return nil })
+		mustPublish(t, b, topic, round) // goes through, and into, the Topic value's cache
+		select {
+		case v := <-got:
+			if v != round {
+				t.Fatalf("round %d: handled %d", round, v)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the new subscriber never got the event", round)
 		}
+		if err := sub.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(*b.topics.Load()); n != 0 {
+			t.Fatalf("round %d: %d topics kept after their last subscriber left; want 0", round, n)
+		}
+		if err := Publish(context.Background(), b, topic, -1, WithSubscriberRequired()); !errors.Is(err, ErrNoSubscribers) {
+			t.Fatalf("round %d: Publish after the last subscriber left = %v; want ErrNoSubscribers", round, err)
+		}
+	}
+	// A topic of another payload type may take the name once the first is forgotten.
+	mustSubscribe(t, b, NewTopic[string]("churn"), "s", func(context.Context, Event[string]) error { return nil })
+	closeBus(t, b)
+}
+
+func TestTopicIDsDoNotWrap(t *testing.T) {
+	saved := topicIDs.Load()
+	defer topicIDs.Store(saved)
+	topicIDs.Store(maxCachedTopicID - 2)
+	if a, b, c := nextTopicID(), nextTopicID(), nextTopicID(); a != maxCachedTopicID-1 || b != 0 || c != 0 {
+		t.Errorf("ids at the cache's end = %d, %d, %d; want %d, 0, 0", a, b, c, maxCachedTopicID-1)
+	}
+	if topicIDs.Load() > maxCachedTopicID {
+		t.Errorf("the counter went on to %d; want it to stop at %d, so it never wraps", topicIDs.Load(), maxCachedTopicID)
 	}
 }
 

@@ -54,8 +54,9 @@ type SubscriptionStats struct {
 	Latency        Latency // of handler attempts, sampled
 }
 
-// Stats returns a snapshot of the bus's counters, for every topic that has had a subscriber
-// and every current subscription.
+// Stats returns a snapshot of the bus's counters, for every topic that has a subscriber and
+// every current subscription. A topic whose last subscriber leaves is forgotten, with its
+// counters.
 func (b *Bus) Stats() Stats {
 	b.mu.Lock()
 	subs := make([]*Subscription, 0, len(b.subs))

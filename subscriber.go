@@ -90,6 +90,9 @@ func Subscribe[T any](b *Bus, t Topic[T], name string, h func(context.Context, E
 		detach: func() {
 			subs := slices.DeleteFunc(slices.Clone(*ts.subs.Load()), func(x *subscription[T]) bool { return x == s })
 			ts.subs.Store(&subs)
+			if len(subs) == 0 {
+				retire(b, t.name, ts)
+			}
 		},
 	}
 	b.subs[sub] = struct{}{}
@@ -98,6 +101,19 @@ func Subscribe[T any](b *Bus, t Topic[T], name string, h func(context.Context, E
 		slog.String("topic", t.name), slog.String("subscriber", name),
 		slog.Int("concurrency", cfg.concurrency), slog.Int("buffer", cfg.buffer))
 	return sub, nil
+}
+
+// retire forgets topic name, whose last subscriber has left, so that a program that makes
+// topics on the fly does not grow the bus without bound. Publish then treats the name as
+// never subscribed; a later Subscribe starts it afresh. b.mu is held.
+func retire[T any](b *Bus, name string, ts *topicState[T]) {
+	if (*b.topics.Load())[name] != topicEntry(ts) {
+		return
+	}
+	ts.retired.Store(true)
+	topics := maps.Clone(*b.topics.Load())
+	delete(topics, name)
+	b.topics.Store(&topics)
 }
 
 // Topic returns the name of the subscription's topic.

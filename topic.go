@@ -13,8 +13,19 @@ type Topic[T any] struct {
 	id   uint32 // unique per NewTopic call: an index into each bus's topic cache
 }
 
-// topicIDs numbers the topics NewTopic makes, from 1.
+// topicIDs numbers the topics NewTopic makes, from 1, up to maxCachedTopicID; later topics
+// get id 0, which no bus caches, so ids never wrap around to ones in use.
 var topicIDs atomic.Uint32
+
+func nextTopicID() uint32 {
+	if topicIDs.Load() >= maxCachedTopicID {
+		return 0
+	}
+	if id := topicIDs.Add(1); id < maxCachedTopicID {
+		return id
+	}
+	return 0
+}
 
 // NewTopic returns the topic named name. It panics if name is empty, a programmer error
 // caught when the package-level variable is initialized.
@@ -22,7 +33,7 @@ func NewTopic[T any](name string) Topic[T] {
 	if name == "" {
 		panic("eventbus: NewTopic: name must not be empty")
 	}
-	return Topic[T]{name: name, id: topicIDs.Add(1)}
+	return Topic[T]{name: name, id: nextTopicID()}
 }
 
 // Name returns the topic's name, which is also the Type of its events.
