@@ -349,8 +349,9 @@ func TestTopicForgottenWithItsLastSubscriber(t *testing.T) {
 	topic := NewTopic[int]("churn")
 	got := make(chan int, 1)
 	for round := range 3 {
-		sub := mustSubscribe(t, b, topic, "s", func(_ context.Context, ev Event[int]) error { got <- ev.Payload; return nil })
-		mustPublish(t, b, topic, round) // goes through, and into, the Topic value's cache
+		// A Topic value of the same name that Publish has not cached, then the cached one.
+		sub := mustSubscribe(t, b, NewTopic[int]("churn"), "s", func(_ context.Context, ev Event[int]) error { got <- ev.Payload; return nil })
+		mustPublish(t, b, topic, round)
 		select {
 		case v := <-got:
 			if v != round {
