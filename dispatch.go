@@ -296,9 +296,11 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 		s.mu.Unlock()
 		wb.used = max(wb.used, n)
 
+		start := s.bus.clock.nowNanos()
 		for j := 0; j < n; {
 			j = s.runFrom(ctx, &wb, j, n, d)
 		}
+		wb.fast = s.bus.clock.nowNanos() == start // the clock did not tick
 
 		s.mu.Lock()
 		var handled int64      // events taken straight from the intake and handled, to release
@@ -397,7 +399,8 @@ type workBatch[T any] struct {
 	ev      [maxBatch]Event[T]
 	attempt [maxBatch]int32 // the attempt about to run, from 1
 	err     [maxBatch]error
-	used    int // positions of ev that may hold an event since the worker last went idle
+	used    int  // positions of ev that may hold an event since the worker last went idle
+	fast    bool // the last batch ran within a tick of the bus clock; see takeLocked
 	stamps  stampCache
 
 	// One attempt in latencySampleEvery is timed (at most one per batch, as the batch is
@@ -425,9 +428,16 @@ var (
 // one whose key is busy into the slots, behind its key.
 func (s *subscription[T]) takeLocked(wb *workBatch[T], f *inflight) int {
 	s.takes.Add(1)
+	// A batch is this worker's share of the backlog: with all workers while its handlers
+	// may be slow, so that those the clock wakes for the rest find it (see nudgeWorkers);
+	// with the workers that are awake once its last batch ran within a tick.
 	want := 1
-	if backlog := s.readyLen + int(s.tail.Load()-s.head); backlog > s.concurrency {
-		want = min(maxBatch, backlog/s.concurrency)
+	share := s.concurrency
+	if wb.fast {
+		share = max(int(s.live.Load()-s.sleepers.Load()), 1)
+	}
+	if backlog := s.readyLen + int(s.tail.Load()-s.head); backlog > share {
+		want = min(maxBatch, backlog/share)
 	}
 	if s.breaker != nil {
 		want = s.admitLocked(want)
