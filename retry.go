@@ -25,7 +25,8 @@ type RetryPolicy struct {
 	InitialBackoff time.Duration
 	// MaxBackoff caps every wait.
 	MaxBackoff time.Duration
-	// Multiplier (>= 1) grows the wait after each failed attempt.
+	// Multiplier (>= 1) grows the wait after each failed attempt (after the first 1024, the
+	// wait grows no more).
 	Multiplier float64
 	// Jitter in [0, 1] is the largest fraction by which a wait is randomly shortened.
 	// A negative Jitter turns jitter off.
@@ -100,12 +101,12 @@ func (p RetryPolicy) Backoff(n int) time.Duration {
 }
 
 // baseBackoff is the wait after failed attempt n (n >= 1) before jitter: InitialBackoff grown
-// by Multiplier per further attempt, capped at MaxBackoff. It never decreases as n grows.
-// p must have its defaults applied.
+// by Multiplier per further attempt, for at most maxBackoffGrowth attempts, capped at
+// MaxBackoff. It never decreases as n grows. p must have its defaults applied.
 func (p RetryPolicy) baseBackoff(n int) time.Duration {
 	d := float64(p.InitialBackoff)
 	limit := float64(p.MaxBackoff)
-	for i := 1; i < n && d < limit; i++ {
+	for i := 1; i < min(n, maxBackoffGrowth+1) && d < limit; i++ {
 		d *= p.Multiplier
 	}
 	if d >= limit {
@@ -113,6 +114,11 @@ func (p RetryPolicy) baseBackoff(n int) time.Duration {
 	}
 	return time.Duration(d)
 }
+
+// maxBackoffGrowth bounds the work of baseBackoff, which runs under a subscription's lock
+// and for brokers' delivery counts: a Multiplier of 1.02 already grows 600-million-fold in
+// that many attempts, so only a Multiplier closer to 1 stops short of MaxBackoff.
+const maxBackoffGrowth = 1024
 
 // backoff is baseBackoff(n) shortened by a random fraction of up to Jitter, so it lies in
 // [(1-Jitter)×base, base] and never exceeds MaxBackoff.

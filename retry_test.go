@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -186,5 +187,23 @@ func TestExportedBackoffIsThePolicys(t *testing.T) {
 	}
 	if got := (RetryPolicy{}).Backoff(1); got < 80*time.Millisecond || got > 100*time.Millisecond {
 		t.Errorf("zero policy Backoff(1) = %v; want the default 100ms less up to 20%% jitter", got)
+	}
+}
+
+// TestBackoffOfHugeAttemptCounts: a broker's delivery count can be anything; Backoff stays
+// cheap whatever the Multiplier, and still within its bounds.
+func TestBackoffOfHugeAttemptCounts(t *testing.T) {
+	for _, m := range []float64{1, 1 + 1e-12, 2} {
+		p := RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Hour, Multiplier: m, Jitter: -1}
+		done := make(chan time.Duration, 1)
+		go func() { done <- p.Backoff(math.MaxInt) }()
+		select {
+		case d := <-done:
+			if d < time.Millisecond || d > time.Hour {
+				t.Errorf("Multiplier %v: Backoff(MaxInt) = %v; want within [1ms, 1h]", m, d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Multiplier %v: Backoff(MaxInt) has not returned after 10s", m)
+		}
 	}
 }
