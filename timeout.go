@@ -36,13 +36,17 @@ func (e *timeoutError) Unwrap() error { return ErrHandlerTimeout }
 func withTimeout(ctx context.Context, d time.Duration, call func(context.Context) error) error {
 	cause := &timeoutError{after: d}
 	tctx, cancel := context.WithTimeoutCause(ctx, d, cause)
-	defer cancel()
+	defer cancel() // if call panics
 	err := call(tctx)
+	// Cancel before looking at the cause: a handler that returned in time is not judged
+	// late by a timer that fires between its return and the look.
+	cancel()
 	if context.Cause(tctx) != cause {
 		return err // within time, or cancelled by the bus itself
 	}
-	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return cause
+	if err == nil || err == context.DeadlineExceeded || err == context.Canceled {
+		return cause // the handler gave up with its ctx, and says nothing more
 	}
+	// Keep what the handler says: its words for the dead letter, and a Permanent mark.
 	return fmt.Errorf("%w: %w", cause, err)
 }

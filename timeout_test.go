@@ -3,6 +3,9 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -60,6 +63,33 @@ func TestHandlerTimeoutKeepsTheHandlersError(t *testing.T) {
 		err := Publish(context.Background(), b, orders, order{}, WithWait())
 		if !errors.Is(err, ErrHandlerTimeout) || !errors.Is(err, errOwn) {
 			t.Errorf("Publish(WithWait) = %v; want it to wrap ErrHandlerTimeout and the handler's error", err)
+		}
+		closeBus(t, b)
+	})
+}
+
+// TestHandlerTimeoutKeepsAPermanentWrappingTheCtxError: a handler that wraps its ctx's
+// error with its own words, and marks it Permanent, keeps both: one attempt, and a dead
+// letter that says what the handler was doing.
+func TestHandlerTimeoutKeepsAPermanentWrappingTheCtxError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		var attempts atomic.Int32
+		var dls recorder
+		mustSubscribe(t, b, orders, "s", func(ctx context.Context, ev Event[order]) error {
+			attempts.Add(1)
+			<-ctx.Done()
+			return Permanent(fmt.Errorf("query orders: %w", ctx.Err()))
+		}, WithHandlerTimeout(time.Second), WithDeadLetter(&dls), WithConcurrency(1))
+		mustPublish(t, b, orders, order{})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		got := dls.all()
+		if n := attempts.Load(); n != 1 || len(got) != 1 {
+			t.Fatalf("%d attempts, %d dead letters; want 1 and 1", n, len(got))
+		}
+		if err := got[0].Err; !errors.Is(err, ErrHandlerTimeout) || !IsPermanent(err) || !strings.Contains(err.Error(), "query orders") {
+			t.Errorf("dead letter error %q; want it to wrap ErrHandlerTimeout and the handler's Permanent error", err)
 		}
 		closeBus(t, b)
 	})
