@@ -16,6 +16,7 @@ type subCore struct {
 	topic, name string
 	source      string // the bus's, for the envelopes of the intake's records
 	capacity    int    // the buffer size: Publish waits while held >= capacity
+	nearlyFull  int64  // nearlyFullPercent of capacity, rounded up; see noteFillLocked
 	concurrency int
 	retry       RetryPolicy
 	deadLetter  DeadLetterHandler
@@ -64,6 +65,10 @@ type subCore struct {
 	stats     subStats // guarded by mu
 	fullSince int64    // when the buffer became nearly full (Unix ns), or 0; see noteFillLocked
 
+	// testBeforeReserve, set by tests only, runs between reserveHeld's look at the state
+	// and its compare-and-swap: where a close can slip in.
+	testBeforeReserve func()
+
 	ctx    context.Context // handlers' base context, cancelled by abort
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the last worker has exited
@@ -81,10 +86,30 @@ const (
 // tryReserve takes room for one event without waiting, if the subscription is open and has
 // room. It is the publishers' lock-free path.
 func (c *subCore) tryReserve() bool {
+	if !c.reserveHeld() {
+		return false
+	}
+	// The subscription may have begun to close between the look at its state and the
+	// reservation, and its workers exited, having seen nothing held: then the event must
+	// not be accepted. A close that begins after this look sees the reservation.
+	if c.state.Load() != stateOpen {
+		c.cancelReservation()
+		return false
+	}
+	return true
+}
+
+// reserveHeld takes room for one event if the subscription looks open and has room.
+// Under c.mu, where the state cannot change, that is a reservation; without it, see
+// tryReserve.
+func (c *subCore) reserveHeld() bool {
 	for {
 		n := c.held.Load()
 		if n >= int64(c.capacity) || c.state.Load() != stateOpen {
 			return false
+		}
+		if c.testBeforeReserve != nil {
+			c.testBeforeReserve()
 		}
 		if c.held.CompareAndSwap(n, n+1) {
 			return true
@@ -101,7 +126,12 @@ func (c *subCore) reserveSoon(ctx context.Context) bool {
 	if c.tryReserve() {
 		return true
 	}
-	for range publisherSpins {
+	// A handler publishing into a full subscription may be in a cycle of publishes that
+	// only the locked path, which counts it as blocked, can break: it looks for progress
+	// every spinsPerLook yields. Other publishers yield the full publisherSpins.
+	look := publishingHandler(ctx, c.bus) != nil
+	takes := c.takes.Load()
+	for i := range publisherSpins {
 		if c.state.Load() != stateOpen || ctx.Err() != nil {
 			return false
 		}
@@ -109,12 +139,25 @@ func (c *subCore) reserveSoon(ctx context.Context) bool {
 		if c.tryReserve() {
 			return true
 		}
+		if look && i%spinsPerLook == spinsPerLook-1 {
+			// No worker took an event meanwhile: they are in slow handlers or blocked
+			// publishing themselves, maybe to us.
+			t := c.takes.Load()
+			if t == takes {
+				return false
+			}
+			takes = t
+		}
 	}
 	return false
 }
 
-// publisherSpins is how many times reserveSoon yields: some 10-30µs.
-const publisherSpins = 100
+// publisherSpins is how many times reserveSoon yields at most: some 10-30µs. A handler
+// gives up sooner, after spinsPerLook yields, if no worker took an event meanwhile.
+const (
+	publisherSpins = 100
+	spinsPerLook   = 8
+)
 
 // lowWater is the count at or below which waiting publishers are woken. Waking them once a
 // quarter of the buffer has drained lets one wake-up admit many events, with room to spare
@@ -164,7 +207,7 @@ func (c *subCore) reserveLocked(ctx context.Context) (unblock *subCore, direct b
 			err = c.rejectErr()
 			break
 		}
-		if c.tryReserve() {
+		if c.reserveHeld() {
 			break
 		}
 		if !looked {
@@ -269,7 +312,7 @@ func (c *subCore) flushLocked() {
 	}
 	n := c.held.Add(-c.unheld)
 	c.unheld = 0
-	if c.fullSince != 0 || n*100 >= int64(c.capacity)*nearlyFullPercent {
+	if c.fullSince != 0 || n >= c.nearlyFull {
 		c.noteFillLocked(c.bus.clock.nowNanos())
 	}
 	if c.waiters.Load() > 0 && (n <= c.lowWater() || c.stalledLocked()) {

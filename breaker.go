@@ -43,9 +43,9 @@ func (s CircuitState) String() string {
 // another coolDown. The state is visible with [Subscription.Circuit], and each change is
 // logged by the bus's logger (opening at Warn, closing at Info).
 //
-// Closing the bus does not wait out a cool-down once its ctx ends: the events still held
-// are dead-lettered as usual. [Subscribe] returns an error if failures < 1 or
-// coolDown <= 0.
+// Closing the bus waits out a cool-down only while events are held, and only until its ctx
+// ends: the events still held are then dead-lettered as usual. [Subscribe] returns an
+// error if failures < 1 or coolDown <= 0.
 func WithCircuitBreaker(failures int, coolDown time.Duration) SubscribeOption {
 	return subscribeOption(func(c *subscribeConfig) {
 		switch {
@@ -88,11 +88,14 @@ func (c *subCore) admitLocked(want int) int {
 	return 1
 }
 
-// tookLocked records that a worker took n events under admitLocked.
-func (c *subCore) tookLocked(n int) {
+// tookLocked records that a worker took n events under admitLocked, and reports whether
+// they are the half-open probe.
+func (c *subCore) tookLocked(n int) bool {
 	if br := c.breaker; br != nil && n > 0 && br.state.Load() == CircuitHalfOpen {
 		br.probing = true
+		return true
 	}
+	return false
 }
 
 // attemptedLocked records the outcome of one attempt and moves the circuit accordingly.
@@ -114,6 +117,15 @@ func (c *subCore) attemptedLocked(ok bool) {
 		if br.failed >= br.failures {
 			c.openLocked()
 		}
+	}
+}
+
+// probeNotAttemptedLocked records that the half-open probe ended without an attempt (a
+// repeat that de-duplication skipped, or one not run as the subscription aborts): the next
+// event taken probes instead.
+func (c *subCore) probeNotAttemptedLocked() {
+	if br := c.breaker; br.state.Load() == CircuitHalfOpen {
+		br.probing = false
 	}
 }
 
@@ -154,6 +166,9 @@ func (c *subCore) setCircuitLocked(to CircuitState) {
 	level := slog.LevelInfo
 	if to == CircuitOpen {
 		level = slog.LevelWarn
+	}
+	if to == CircuitClosed {
+		c.work.Broadcast() // the workers that slept while it was not take the backlog again
 	}
 	c.bus.logger.LogAttrs(c.ctx, level, "eventbus: circuit breaker "+to.String(),
 		slog.String("topic", c.topic),

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestCircuitBreakerPausesThenProbes(t *testing.T) {
@@ -104,6 +106,98 @@ func TestCloseDeadlineEndsACoolDown(t *testing.T) {
 		if len(got) != 2 || !errors.Is(got[0].Err, ErrClosed) || !errors.Is(got[1].Err, ErrClosed) {
 			t.Errorf("dead letters %v; want both events, with ErrClosed", got)
 		}
+	})
+}
+
+// TestCloseEndsACoolDownWithNothingHeld: a circuit that opened on an event since
+// dead-lettered keeps Close waiting for nothing, so Close returns at once.
+func TestCloseEndsACoolDownWithNothingHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var dls recorder
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			return Permanent(errors.New("down"))
+		}, WithCircuitBreaker(1, time.Hour), WithDeadLetter(&dls))
+		if err := Publish(context.Background(), b, orders, order{ID: "1"}, WithWait()); err == nil {
+			t.Fatal("Publish(WithWait) = nil; want the handler's error")
+		}
+		if sub.Circuit() != CircuitOpen {
+			t.Fatalf("Circuit() = %v; want open", sub.Circuit())
+		}
+		start := time.Now()
+		if err := b.Close(context.Background()); err != nil {
+			t.Errorf("Close() = %v; want nil", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Close took %v; want no wait, as nothing is held during the hour-long cool-down", d)
+		}
+		if got := dls.all(); len(got) != 1 {
+			t.Errorf("dead letters %v; want the one event", got)
+		}
+	})
+}
+
+// TestProbeSkippedAsDuplicate: a half-open probe that de-duplication skips decides
+// nothing, so the next event probes; the circuit does not stay half-open for ever.
+func TestProbeSkippedAsDuplicate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var calls atomic.Int32
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			if calls.Add(1) == 1 {
+				return errors.New("down")
+			}
+			return nil
+		}, WithConcurrency(1), WithCircuitBreaker(1, 10*time.Millisecond), WithDeduplication(time.Hour, 100),
+			WithRetry(RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Second, MaxBackoff: time.Second}),
+			WithDeadLetter(&recorder{}))
+		id := uuid.New()
+		mustPublish(t, b, orders, order{ID: "1"}, WithID(id))
+		synctest.Wait() // the first attempt fails: the circuit opens, the event waits to retry
+		// The probe is a repeat of it.
+		mustPublish(t, b, orders, order{ID: "1 again"}, WithID(id))
+		mustPublish(t, b, orders, order{ID: "2"})
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n, st := calls.Load(), sub.Circuit(); n != 3 || st != CircuitClosed {
+			t.Errorf("%d handler calls, circuit %v; want 3 (event 1, its retry, event 2) and closed", n, st)
+		}
+		closeBus(t, b)
+	})
+}
+
+// TestClosedCircuitUsesEveryWorker: once a probe closes the circuit, the backlog runs on
+// all the subscription's workers again, not on the probe's alone.
+func TestClosedCircuitUsesEveryWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var calls, running, peak atomic.Int32
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			if calls.Add(1) == 1 {
+				return errors.New("down")
+			}
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(10 * time.Millisecond)
+			running.Add(-1)
+			return nil
+		}, WithConcurrency(4), WithCircuitBreaker(1, 50*time.Millisecond), WithDeadLetter(&recorder{}),
+			WithRetry(RetryPolicy{MaxAttempts: 1}))
+		mustPublish(t, b, orders, order{ID: "fails"})
+		synctest.Wait()
+		if sub.Circuit() != CircuitOpen {
+			t.Fatalf("Circuit() = %v; want open", sub.Circuit())
+		}
+		for i := range 16 {
+			mustPublish(t, b, orders, order{Total: i})
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n, p := calls.Load(), peak.Load(); n != 17 || p != 4 {
+			t.Errorf("%d handler calls, at most %d at once; want 17 and 4 (the concurrency)", n, p)
+		}
+		closeBus(t, b)
 	})
 }
 

@@ -33,8 +33,9 @@ type Bus struct {
 	closeGen atomic.Uint64 // counts events accepted from handlers while closing
 	quiet    chan struct{} // a subscription emptied while closing; capacity 1
 
-	mu   sync.Mutex
-	subs map[*Subscription]struct{} // live subscriptions
+	mu      sync.Mutex
+	subs    map[*Subscription]struct{} // live subscriptions
+	closing map[*Subscription]struct{} // removed by Subscription.Close and not yet drained
 
 	closeDone chan struct{} // closed when Close has finished
 	closeErr  error         // Close's result, set before closeDone is closed
@@ -76,6 +77,7 @@ func New(opts ...Option) *Bus {
 		deadLetter: cfg.deadLetter,
 		quiet:      make(chan struct{}, 1),
 		subs:       make(map[*Subscription]struct{}),
+		closing:    make(map[*Subscription]struct{}),
 		closeDone:  make(chan struct{}),
 		abortCh:    make(chan struct{}),
 	}
@@ -169,7 +171,12 @@ func (b *Bus) Close(ctx context.Context) error {
 	var subs []*Subscription
 	if first {
 		b.closed.Store(true)
+		// Subscriptions that a Subscription.Close is draining are drained (or cut short)
+		// with the rest, so that none of their handlers outlives Close.
 		for s := range b.subs {
+			subs = append(subs, s)
+		}
+		for s := range b.closing {
 			subs = append(subs, s)
 		}
 	}

@@ -252,6 +252,132 @@ func TestSubscriptionCloseDuringBusClose(t *testing.T) {
 	})
 }
 
+// TestBusCloseWaitsForASubscriptionClosing: Bus.Close, called while a Subscription.Close
+// drains a handler, returns only once that handler has returned.
+func TestBusCloseWaitsForASubscriptionClosing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		var running atomic.Bool
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			running.Store(true)
+			time.Sleep(time.Second)
+			running.Store(false)
+			return nil
+		})
+		mustPublish(t, b, orders, order{})
+		synctest.Wait() // the handler sleeps
+		subClosed := make(chan error, 1)
+		go func() { subClosed <- sub.Close(context.Background()) }()
+		synctest.Wait() // Subscription.Close waits for the handler
+
+		start := time.Now()
+		closeBus(t, b)
+		if running.Load() || time.Since(start) != time.Second {
+			t.Errorf("Bus.Close returned after %v with the handler running: %v; want after the handler's 1s", time.Since(start), running.Load())
+		}
+		if err := <-subClosed; err != nil {
+			t.Errorf("Subscription.Close() = %v; want nil", err)
+		}
+	})
+}
+
+// TestBusCloseDeadlineCutsASubscriptionClosing: a Bus.Close whose ctx ends cuts short a
+// Subscription.Close in progress too, dead-lettering what it still held.
+func TestBusCloseDeadlineCutsASubscriptionClosing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var dls recorder
+		sub := mustSubscribe(t, b, orders, "s", func(ctx context.Context, _ Event[order]) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, WithConcurrency(1), WithDeadLetter(&dls))
+		mustPublish(t, b, orders, order{ID: "1"})
+		mustPublish(t, b, orders, order{ID: "2"})
+		synctest.Wait()
+		subClosed := make(chan error, 1)
+		go func() { subClosed <- sub.Close(context.Background()) }()
+		synctest.Wait()
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Bus.Close() = %v; want %v", err, context.DeadlineExceeded)
+		}
+		if got := dls.all(); len(got) != 2 {
+			t.Errorf("dead letters %v; want both events", got)
+		}
+		if err := <-subClosed; err != nil {
+			t.Errorf("Subscription.Close() = %v; want nil (its own ctx never ended)", err)
+		}
+	})
+}
+
+// TestPublishRacingCloseIsNotLost: a publisher that finds the subscription open but
+// reserves room only after it closed and its workers exited must not have its event
+// accepted, or the event would end nowhere.
+func TestPublishRacingCloseIsNotLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var handled atomic.Int32
+		var dls recorder
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			handled.Add(1)
+			return nil
+		}, WithDeadLetter(&dls))
+		paused, resume := make(chan struct{}), make(chan struct{})
+		sub.core.testBeforeReserve = func() {
+			sub.core.testBeforeReserve = nil
+			close(paused)
+			<-resume
+		}
+		published := make(chan error, 1)
+		go func() { published <- Publish(context.Background(), b, orders, order{}, WithSubscriberRequired()) }()
+		<-paused // the publisher saw the subscription open
+		if err := sub.Close(context.Background()); err != nil {
+			t.Fatalf("Subscription.Close() = %v; want nil", err)
+		}
+		close(resume)
+		err := <-published
+		closeBus(t, b)
+		if ended := int(handled.Load()) + len(dls.all()); err == nil && ended != 1 || err != nil && ended != 0 {
+			t.Errorf("Publish() = %v, and the event ended %d times; want it ended once if accepted, else never", err, ended)
+		}
+	})
+}
+
+// TestSubscriptionCloseFromItsOwnHandler: a handler that unsubscribes after its first
+// event returns at once; the subscriber gets no later events, and Bus.Close completes.
+func TestSubscriptionCloseFromItsOwnHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var sub *Subscription
+		var calls atomic.Int32
+		closed := make(chan error, 1)
+		sub = mustSubscribe(t, b, orders, "once", func(ctx context.Context, _ Event[order]) error {
+			if calls.Add(1) == 1 {
+				closed <- sub.Close(ctx)
+			}
+			return nil
+		})
+		mustPublish(t, b, orders, order{})
+		if err := <-closed; err != nil {
+			t.Errorf("Subscription.Close() from its handler = %v; want nil", err)
+		}
+		synctest.Wait()
+		if err := Publish(context.Background(), b, orders, order{}, WithSubscriberRequired()); !errors.Is(err, ErrNoSubscribers) {
+			t.Errorf("Publish after the handler unsubscribed = %v; want %v", err, ErrNoSubscribers)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Bus.Close() = %v; want nil", err)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("handler called %d times; want 1", n)
+		}
+	})
+}
+
 func TestSubscriptionCloseDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var dls recorder

@@ -15,15 +15,18 @@ import (
 // idempotent must see each only once.
 //
 // The first delivery of an ID is handled as usual, with its retries. A repeat whose turn
-// comes while the first is in flight, or within window after the first began, is not
-// passed to the handler: it ends at once as handled, and a [WithWait] publisher sees nil
-// from this subscriber. If the first delivery is dead-lettered instead, its ID is
+// comes within window after the first began, or while the first waits for or runs a
+// retry, is not passed to the handler: it ends at once as handled, and a [WithWait]
+// publisher sees nil from this subscriber. (A first attempt that runs longer than window
+// without failing does not protect its ID beyond window: choose a window longer than an
+// attempt may take.) If the first delivery is dead-lettered instead, its ID is
 // forgotten: the event was never handled, so a repeat whose turn comes later (a broker
 // redelivering it) is handled again.
 // At most maxIDs IDs are remembered, so memory stays bounded whatever the rate (about 40
 // bytes per ID): when more arrive within window, the oldest are forgotten early, but never
-// any of the last maxIDs/2. [Subscribe] returns an error if window <= 0, or if maxIDs is
-// below 1 or above 1<<25.
+// any of the last maxIDs/2. A window over 50 years counts as 50 years (math.MaxInt64 for
+// "for ever" is fine). [Subscribe] returns an error if window <= 0, or if maxIDs is below 1
+// or above 1<<24.
 func WithDeduplication(window time.Duration, maxIDs int) SubscribeOption {
 	return subscribeOption(func(c *subscribeConfig) {
 		switch {
@@ -57,7 +60,10 @@ type dedupSet struct {
 	seed      [2]uint64
 	cur, prev dedupGen
 	curStart  int64 // when the current generation began, Unix nanoseconds
-	touched   uint32
+	// retrying holds the IDs whose first delivery failed and is to be retried: a repeat
+	// of one is skipped however long the retries take, window or not.
+	retrying map[uuid.UUID]struct{}
+	touched  uint32
 }
 
 // dedupGen is one generation: its IDs in the order seen, and an open-addressing hash table
@@ -77,12 +83,16 @@ type dedupEntry struct {
 const (
 	minDedupSlots = 64      // the size a table starts at; it doubles as IDs come
 	dedupTagShift = 24      // a slot's tag is above this bit, its place in the log below
-	maxDedupIDs   = 1 << 25 // so that a generation's log places fit below the tag
+	maxDedupIDs   = 1 << 24 // so that a generation's log places, 1 to maxDedupIDs/2, fit below the tag
+	// maxDedupWindow bounds the window, so that expiry times (now + window) and generation
+	// ages (2 × window) stay far from overflowing: a longer one means "for ever", which
+	// this is, for a process.
+	maxDedupWindow = 50 * 365 * 24 * time.Hour
 )
 
 func newDedupSet(window time.Duration, maxIDs int) *dedupSet {
 	return &dedupSet{
-		window:   int64(window),
+		window:   int64(min(window, maxDedupWindow)),
 		genMax:   max(maxIDs/2, 1),
 		keepPrev: maxIDs >= 2,
 		seed:     [2]uint64{rand.Uint64() | 1, rand.Uint64() | 1},
@@ -104,6 +114,11 @@ func (d *dedupSet) hash(id uuid.UUID) uint64 {
 // it is new: not remembered, or remembered with its window passed, or forgotten.
 func (d *dedupSet) first(id uuid.UUID, h uint64, now int64) bool {
 	d.rotate(now)
+	if len(d.retrying) > 0 {
+		if _, ok := d.retrying[id]; ok {
+			return false
+		}
+	}
 	if d.prev.n > 0 {
 		if e := d.prev.find(id, h); e != nil && e.expires > now {
 			return false
@@ -135,8 +150,26 @@ func (d *dedupSet) prefetch(hs []uint64) {
 	d.touched = sum // keeps the loads
 }
 
-// forget drops id, whose first delivery was dead-lettered, so that a repeat is handled.
+// retry records that the first delivery of id failed and is to be retried.
+func (d *dedupSet) retry(id uuid.UUID) {
+	if d.retrying == nil {
+		d.retrying = make(map[uuid.UUID]struct{})
+	}
+	d.retrying[id] = struct{}{}
+}
+
+// settled records that the first delivery of id ended, handled or dead-lettered.
+func (d *dedupSet) settled(id uuid.UUID) {
+	if len(d.retrying) > 0 {
+		delete(d.retrying, id)
+	}
+}
+
+// forget drops id, whose first delivery was dead-lettered, so that a repeat is handled. It
+// settles id too, at once: the dead-letter hook runs without the lock, and a repeat taken
+// meanwhile must be handled.
 func (d *dedupSet) forget(id uuid.UUID) {
+	d.settled(id)
 	h := d.hash(id)
 	for _, g := range []*dedupGen{&d.cur, &d.prev} {
 		if e := g.find(id, h); e != nil && e.expires != 0 {

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -89,13 +90,74 @@ func TestDeduplicationMemoryIsBounded(t *testing.T) {
 	}
 }
 
+// TestDeduplicationWhileTheFirstRetries: a repeat that comes while the first delivery
+// waits for its retry is skipped, although the window has passed; once the first has been
+// handled, a repeat after the window is handled again.
+func TestDeduplicationWhileTheFirstRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var calls [3]atomic.Int32
+		mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+			if calls[ev.Payload.Total].Add(1) == 1 && ev.Payload.Total == 0 {
+				return errors.New("flaky")
+			}
+			return nil
+		}, WithDeduplication(50*time.Millisecond, 100), WithDeadLetter(&recorder{}),
+			WithRetry(RetryPolicy{MaxAttempts: 3, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}))
+		id := uuid.New()
+		mustPublish(t, b, orders, order{Total: 0}, WithID(id))
+		time.Sleep(100 * time.Millisecond) // past the window; the first waits for its retry
+		mustPublish(t, b, orders, order{Total: 1}, WithID(id))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if c0, c1 := calls[0].Load(), calls[1].Load(); c0 != 2 || c1 != 0 {
+			t.Errorf("first delivery %d attempts, repeat during its retry handled %d times; want 2 and 0", c0, c1)
+		}
+		mustPublish(t, b, orders, order{Total: 2}, WithID(id)) // the window has long passed
+		synctest.Wait()
+		if c2 := calls[2].Load(); c2 != 1 {
+			t.Errorf("a repeat after the first was handled and the window passed: %d handler calls; want 1", c2)
+		}
+		closeBus(t, b)
+	})
+}
+
+// TestDeduplicationForEver: the longest window there is, for "for ever", skips repeats
+// like any other (it overflowed the expiry times once).
+func TestDeduplicationForEver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		var calls atomic.Int32
+		mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			calls.Add(1)
+			return nil
+		}, WithDeduplication(time.Duration(math.MaxInt64), 100))
+		id := uuid.New()
+		for range 3 {
+			if err := Publish(context.Background(), b, orders, order{}, WithID(id), WithWait()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(24 * time.Hour)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("handler called %d times for one ID; want 1", n)
+		}
+		closeBus(t, b)
+	})
+}
+
 func TestWithDeduplicationRejectsBadArguments(t *testing.T) {
 	b := New()
 	defer closeBus(t, b)
-	for _, o := range []SubscribeOption{WithDeduplication(0, 10), WithDeduplication(time.Second, 0)} {
+	for _, o := range []SubscribeOption{WithDeduplication(0, 10), WithDeduplication(time.Second, 0), WithDeduplication(time.Second, maxDedupIDs+1)} {
 		if _, err := Subscribe(b, orders, "s", func(context.Context, Event[order]) error { return nil }, o); err == nil {
 			t.Error("Subscribe(bad WithDeduplication) = nil; want an error")
 		}
+	}
+	// The largest maxIDs accepted must leave a generation's log places (1 to maxIDs/2)
+	// below a slot's tag, or the last ID of a full generation is misread.
+	if last := newDedupSet(time.Second, maxDedupIDs).genMax; last >= 1<<dedupTagShift {
+		t.Errorf("a generation holds up to %d IDs; a slot has room for places below %d", last, 1<<dedupTagShift)
 	}
 }
 

@@ -145,11 +145,19 @@ func (c *subCore) health(now int64, p HealthPolicy) SubscriptionHealth {
 func (c *subCore) noteFillLocked(now int64) {
 	held := c.held.Load() - c.unheld
 	switch {
-	case held*100 < int64(c.capacity)*nearlyFullPercent:
+	case held < c.nearlyFull:
 		c.fullSince = 0
 	case c.fullSince == 0:
 		c.fullSince = now
 	}
+}
+
+// nearlyFullCount is nearlyFullPercent of capacity, rounded up, computed without overflow
+// for any capacity.
+func nearlyFullCount(capacity int) int64 {
+	c := int64(capacity)
+	const spare = 100 - nearlyFullPercent
+	return c - (c/100*spare + c%100*spare/100)
 }
 
 // outcomeWindows counts the events a subscription ended, and how many of those it

@@ -3,6 +3,8 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"math"
+	"math/big"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -110,4 +112,36 @@ func TestWithHealthPolicyRejectsBadFields(t *testing.T) {
 			WithHealthPolicy(p)
 		}()
 	}
+}
+
+// TestNearlyFullCount: nearlyFullPercent of the capacity, rounded up, for every capacity,
+// the largest included.
+func TestNearlyFullCount(t *testing.T) {
+	for c := 1; c <= 1000; c++ {
+		want := (int64(c)*nearlyFullPercent + 99) / 100
+		if got := nearlyFullCount(c); got != want {
+			t.Errorf("nearlyFullCount(%d) = %d; want %d", c, got, want)
+		}
+	}
+	want := new(big.Int).Mul(big.NewInt(math.MaxInt), big.NewInt(nearlyFullPercent))
+	want.Add(want, big.NewInt(99)).Quo(want, big.NewInt(100))
+	if got := nearlyFullCount(math.MaxInt); got != want.Int64() {
+		t.Errorf("nearlyFullCount(MaxInt) = %d; want %d", got, want)
+	}
+}
+
+// TestHealthOfAnUnboundedBuffer: an idle subscription with the largest buffer is healthy.
+func TestHealthOfAnUnboundedBuffer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error { return nil }, WithBuffer(math.MaxInt))
+		mustPublish(t, b, orders, order{})
+		synctest.Wait()
+		b.Health()
+		time.Sleep(time.Hour)
+		if err := b.Ready(); err != nil {
+			t.Errorf("Ready() = %v; want nil", err)
+		}
+		closeBus(t, b)
+	})
 }

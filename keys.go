@@ -11,7 +11,8 @@ import "math/bits"
 // few entries, and no map update. Only when a key is busy does the subscription use the
 // slots and the keys map: the later event gets a slot, chained behind the busy one (an
 // inflight entry or the last slot of the key's chain), and keys maps the key to its chain's
-// last slot. So the map holds just the keys that have a retry or a queue of their own.
+// last slot. So the map holds just the keys that have a retry or a queue of their own, and
+// keyCounts, a count of its keys by 6 bits of their hash, spares most free keys the lookup.
 
 // inflight is the keyed events one worker took straight from the intake and has not
 // finished, by their position in its batch. It is guarded by the subscription's lock.
@@ -72,12 +73,12 @@ func (s *subscription[T]) findInflightLocked(key string, h uint64) (*inflight, i
 // straight from the intake, and reports true; or reports false, registering nothing, if
 // the key is busy: then the event must be chained with commitLocked.
 func (s *subscription[T]) claimKeyLocked(key string, f *inflight, j int) bool {
-	if len(s.keys) > 0 {
+	h := s.keyHash(key)
+	if s.mayHaveKeyLocked(h) {
 		if _, busy := s.keys[key]; busy {
 			return false
 		}
 	}
-	h := s.keyHash(key)
 	if s.inflightKeys > 0 {
 		if g, _ := s.findInflightLocked(key, h); g != nil {
 			return false
@@ -104,6 +105,28 @@ func (s *subscription[T]) releaseKeyLocked(f *inflight, j int) int32 {
 	return next
 }
 
+// setKeyLocked maps key to slot i in keys, counting it in keyCounts if it is new.
+func (s *subscription[T]) setKeyLocked(key string, i int32) {
+	if _, ok := s.keys[key]; !ok {
+		s.keyCounts[s.keyHash(key)%64]++
+	}
+	s.keys[key] = i
+}
+
+// deleteKeyLocked removes key from keys and from keyCounts.
+func (s *subscription[T]) deleteKeyLocked(key string) {
+	if _, ok := s.keys[key]; ok {
+		delete(s.keys, key)
+		s.keyCounts[s.keyHash(key)%64]--
+	}
+}
+
+// mayHaveKeyLocked reports whether keys may hold a key with hash h: false when it surely
+// does not, so that the common case of a free key costs a counter read, not a map lookup.
+func (s *subscription[T]) mayHaveKeyLocked(h uint64) bool {
+	return s.keyCounts[h%64] > 0
+}
+
 // chainLocked places slot i, holding an event with a non-empty key, behind the busy event
 // of that key and reports true, or reports false if the key is free. keys then maps the key
 // to i, the last of its chain, either way.
@@ -113,7 +136,7 @@ func (s *subscription[T]) chainLocked(i int32, key string) bool {
 		s.keys[key] = i
 		return true
 	}
-	s.keys[key] = i
+	s.setKeyLocked(key, i)
 	if s.inflightKeys > 0 {
 		if f, j := s.findInflightLocked(key, s.keyHash(key)); f != nil {
 			// The key is running straight from the intake with no chain yet (else keys

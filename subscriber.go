@@ -122,22 +122,37 @@ func (s *Subscription) Topic() string { return s.core.topic }
 // Name returns the subscriber's name.
 func (s *Subscription) Name() string { return s.core.name }
 
-// Close removes the subscriber and drains it the way [Bus.Close] drains the bus: events
-// published from now on do not reach it, and those it accepted are still handled, with
-// their retries, until ctx ends; then its handlers' contexts are cancelled and the rest are
-// dead-lettered with an error wrapping [ErrClosed], and Close returns ctx.Err(). Close
-// returns once the subscription's goroutines have exited. It is idempotent and safe to
-// call concurrently, and a no-op (returning nil) once the bus has closed.
-func (s *Subscription) Close(ctx context.Context) error {
+// remove takes the subscription off its topic and the bus's live subscriptions, once.
+func (s *Subscription) remove() {
 	b := s.core.bus
 	s.once.Do(func() {
 		b.mu.Lock()
 		if _, live := b.subs[s]; live {
 			delete(b.subs, s)
+			b.closing[s] = struct{}{}
 			s.detach()
 		}
 		b.mu.Unlock()
 	})
+}
+
+// Close removes the subscriber and drains it the way [Bus.Close] drains the bus: events
+// published from now on do not reach it, and those it accepted are still handled, with
+// their retries, until ctx ends; then its handlers' contexts are cancelled and the rest are
+// dead-lettered with an error wrapping [ErrClosed], and Close returns ctx.Err(). Close
+// returns once the subscription's goroutines have exited. It is idempotent and safe to
+// call concurrently, and a no-op (returning nil) once the bus has closed. Called from one
+// of the subscription's own handlers (with the ctx the handler was given), which it cannot
+// wait for, Close removes the subscriber, lets the drain go on without a deadline (Bus.Close
+// drains or cuts it short with the rest) and returns nil at once.
+func (s *Subscription) Close(ctx context.Context) error {
+	b := s.core.bus
+	if publishingHandler(ctx, b) == s.core {
+		s.remove()
+		go s.Close(context.Background()) //nolint:errcheck // drained by Bus.Close at the latest
+		return nil
+	}
+	s.remove()
 	s.core.beginClose()
 	err := error(nil)
 	select {
@@ -147,6 +162,9 @@ func (s *Subscription) Close(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.core.wait()
+	b.mu.Lock()
+	delete(b.closing, s)
+	b.mu.Unlock()
 	b.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: unsubscribed",
 		slog.String("topic", s.core.topic), slog.String("subscriber", s.core.name), slog.Any("error", err))
 	return err
