@@ -274,3 +274,30 @@ func ExampleBus_Ready() {
 	// 200 ok
 	// 503 eventbus: closed
 }
+
+// Health tells which subscriptions are in trouble and why, for a dashboard or a log line;
+// Ready (above) folds it into one error for a probe. Here the payments provider is down and
+// the shipping subscription's circuit breaker has opened.
+func ExampleBus_Health() {
+	bus := eventbus.New(eventbus.WithDeadLetter(eventbus.DeadLetterFunc(func(context.Context, eventbus.DeadLetter) error {
+		return nil // a real service would park the event somewhere to replay it
+	})))
+	defer bus.Close(context.Background())
+	eventbus.Subscribe(bus, orderCreated, "billing", func(context.Context, eventbus.Event[Order]) error { return nil })
+	eventbus.Subscribe(bus, orderCreated, "shipping", func(context.Context, eventbus.Event[Order]) error {
+		return eventbus.Permanent(errors.New("payments provider: connection refused"))
+	}, eventbus.WithCircuitBreaker(1, time.Minute))
+
+	eventbus.Publish(context.Background(), bus, orderCreated, Order{ID: "o-1"}, eventbus.WithWait())
+
+	for _, s := range bus.Health().Subscriptions {
+		if s.Healthy() {
+			fmt.Printf("%s/%s: healthy\n", s.Topic, s.Name)
+		} else {
+			fmt.Printf("%s/%s: %s\n", s.Topic, s.Name, strings.Join(s.Problems, "; "))
+		}
+	}
+	// Output:
+	// order.created/billing: healthy
+	// order.created/shipping: circuit breaker open
+}
