@@ -118,10 +118,11 @@
 // to wait for room or to wake a sleeping worker. Workers take events in batches sized by the
 // backlog (one at a time when there is none, so a slow handler holds up no other event; up
 // to 16 under a backlog, where the events after a slow one in its batch wait for it while
-// the other workers take the rest) and take the subscription's lock once per batch. A publisher wakes a worker only when all of
-// them sleep; when events wait behind busy workers, the bus clock wakes an idle one on its
-// next tick if none has taken an event since, so idle workers join slow handlers within
-// about 100µs and stay asleep behind fast ones. A steady stream allocates nothing per event:
+// the other workers take the rest) and take the subscription's lock once per batch. A
+// publisher wakes a worker only when all of them sleep; when events wait behind busy
+// workers, the bus clock wakes an idle one on its next tick if none has taken an event
+// since, so idle workers join slow handlers within about 100µs and stay asleep behind fast
+// ones. A steady stream allocates nothing per event:
 // no boxing, options passed by value, metadata copied only when given.
 //
 // Reading the system clock for every event cost a third of the end-to-end time on a KVM
