@@ -41,6 +41,7 @@ type subCore struct {
 	// go idle, so that publishers do not queue up on mu to wake a worker already woken.
 	wakePending atomic.Bool
 	watched     atomic.Bool // the bus clock will look at the subscription on its next tick
+	removed     atomic.Bool // Subscription.Close took it off its topic; see rejectErr
 	_           [64]byte
 
 	// Written by workers on every take: read by the bus clock only.
@@ -184,13 +185,14 @@ func (c *subCore) notifyRoomLocked() {
 }
 
 // rejectErr is the error for a publisher arriving at a subscription that no longer accepts
-// events: ErrClosed if the bus is closing, errGone if only the subscription was removed (the
-// publisher then skips it, as if it had published after the removal).
+// events: errGone if the subscription was removed from its topic (the publisher then skips
+// it, as if it had published after the removal), even while the bus closes, since handlers
+// may still publish then; else ErrClosed, as Bus.Close closed it.
 func (c *subCore) rejectErr() error {
-	if c.bus.closed.Load() {
-		return ErrClosed
+	if c.removed.Load() || !c.bus.closed.Load() {
+		return errGone
 	}
-	return errGone
+	return ErrClosed
 }
 
 // reserveLocked is the slow path of a reservation: it waits while the subscription is full
