@@ -65,6 +65,9 @@ type subCore struct {
 
 	stats     subStats // guarded by mu
 	fullSince int64    // when the buffer became nearly full (Unix ns), or 0; see noteFillLocked
+	// filledAt is when a publisher's reservation last brought held up to nearlyFull (Unix
+	// ns), or 0: written by that publisher, without the lock; see noteFillLocked.
+	filledAt atomic.Int64
 
 	// testBeforeReserve, set by tests only, runs between reserveHeld's look at the state
 	// and its compare-and-swap: where a close can slip in.
@@ -113,6 +116,9 @@ func (c *subCore) reserveHeld() bool {
 			c.testBeforeReserve()
 		}
 		if c.held.CompareAndSwap(n, n+1) {
+			if n+1 == c.nearlyFull {
+				c.filledAt.Store(c.bus.clock.nowNanos())
+			}
 			return true
 		}
 	}
