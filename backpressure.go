@@ -41,6 +41,7 @@ type subCore struct {
 	// go idle, so that publishers do not queue up on mu to wake a worker already woken.
 	wakePending atomic.Bool
 	watched     atomic.Bool // the bus clock will look at the subscription on its next tick
+	removed     atomic.Bool // Subscription.Close took it off its topic; see rejectErr
 	_           [64]byte
 
 	// Written by workers on every take: read by the bus clock only.
@@ -64,6 +65,9 @@ type subCore struct {
 
 	stats     subStats // guarded by mu
 	fullSince int64    // when the buffer became nearly full (Unix ns), or 0; see noteFillLocked
+	// filledAt is when a publisher's reservation last brought held up to nearlyFull (Unix
+	// ns), or 0: written by that publisher, without the lock; see noteFillLocked.
+	filledAt atomic.Int64
 
 	// testBeforeReserve, set by tests only, runs between reserveHeld's look at the state
 	// and its compare-and-swap: where a close can slip in.
@@ -112,6 +116,9 @@ func (c *subCore) reserveHeld() bool {
 			c.testBeforeReserve()
 		}
 		if c.held.CompareAndSwap(n, n+1) {
+			if n+1 == c.nearlyFull {
+				c.filledAt.Store(c.bus.clock.nowNanos())
+			}
 			return true
 		}
 	}
@@ -184,13 +191,14 @@ func (c *subCore) notifyRoomLocked() {
 }
 
 // rejectErr is the error for a publisher arriving at a subscription that no longer accepts
-// events: ErrClosed if the bus is closing, errGone if only the subscription was removed (the
-// publisher then skips it, as if it had published after the removal).
+// events: errGone if the subscription was removed from its topic (the publisher then skips
+// it, as if it had published after the removal), even while the bus closes, since handlers
+// may still publish then; else ErrClosed, as Bus.Close closed it.
 func (c *subCore) rejectErr() error {
-	if c.bus.closed.Load() {
-		return ErrClosed
+	if c.removed.Load() || !c.bus.closed.Load() {
+		return errGone
 	}
-	return errGone
+	return ErrClosed
 }
 
 // reserveLocked is the slow path of a reservation: it waits while the subscription is full

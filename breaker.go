@@ -40,8 +40,10 @@ func (s CircuitState) String() string {
 // retries are not burnt while it is down. Nothing is dropped: events wait in the buffer
 // (and publishers wait once it is full), retries included. Then one attempt probes: if it
 // succeeds the circuit closes and handling resumes; if it fails the circuit opens for
-// another coolDown. The state is visible with [Subscription.Circuit], and each change is
-// logged by the bus's logger (opening at Warn, closing at Info).
+// another coolDown. Attempts already running when the circuit opened decide nothing while
+// it is open or half-open: only the probe does. The state is visible with
+// [Subscription.Circuit], and each change is logged by the bus's logger (opening at Warn,
+// closing at Info).
 //
 // Closing the bus waits out a cool-down only while events are held, and only until its ctx
 // ends: the events still held are then dead-lettered as usual. [Subscribe] returns an
@@ -98,11 +100,14 @@ func (c *subCore) tookLocked(n int) bool {
 	return false
 }
 
-// attemptedLocked records the outcome of one attempt and moves the circuit accordingly.
-// The subscription must have a breaker.
-func (c *subCore) attemptedLocked(ok bool) {
+// attemptedLocked records the outcome of one attempt, the half-open probe if probe is set,
+// and moves the circuit accordingly. While the circuit is half-open only the probe decides:
+// an attempt that began before the circuit opened and ends now counts for nothing. The
+// subscription must have a breaker.
+func (c *subCore) attemptedLocked(ok, probe bool) {
 	br := c.breaker
 	switch st := br.state.Load(); {
+	case st == CircuitHalfOpen && !probe:
 	case ok:
 		br.failed = 0
 		if st == CircuitHalfOpen {

@@ -213,3 +213,60 @@ func TestWithCircuitBreakerRejectsBadArguments(t *testing.T) {
 		t.Errorf("CircuitHalfOpen.String() = %q", got)
 	}
 }
+
+// TestProbeAloneDecidesTheHalfOpenCircuit: an attempt that was already running when the
+// circuit opened, and ends while the probe runs, decides nothing: the probe's outcome
+// closes or reopens the circuit.
+func TestProbeAloneDecidesTheHalfOpenCircuit(t *testing.T) {
+	down := errors.New("down")
+	for _, tt := range []struct {
+		name         string
+		stale, probe error // the outcomes of the earlier attempt and of the probe
+		want         CircuitState
+	}{
+		{name: "earlier attempt succeeds, probe fails", stale: nil, probe: down, want: CircuitOpen},
+		{name: "earlier attempt fails, probe succeeds", stale: down, probe: nil, want: CircuitClosed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := New(WithLogger(discardLogger))
+				started := map[string]chan struct{}{"stale": make(chan struct{}), "probe": make(chan struct{})}
+				result := map[string]chan error{"stale": make(chan error), "probe": make(chan error)}
+				sub := mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+					id := ev.Payload.ID
+					if id == "fails" {
+						return down
+					}
+					close(started[id])
+					return <-result[id]
+				}, WithConcurrency(2), WithCircuitBreaker(1, 10*time.Second), WithDeadLetter(DiscardDeadLetters),
+					WithRetry(RetryPolicy{MaxAttempts: 1}))
+				mustPublish(t, b, orders, order{ID: "stale"})
+				<-started["stale"]
+				mustPublish(t, b, orders, order{ID: "fails"}) // on the other worker
+				time.Sleep(time.Millisecond)
+				synctest.Wait()
+				if got := sub.Circuit(); got != CircuitOpen {
+					t.Fatalf("Circuit() after a failure = %v; want open", got)
+				}
+				mustPublish(t, b, orders, order{ID: "probe"})
+				time.Sleep(10 * time.Second) // the cool-down ends: the probe starts
+				<-started["probe"]
+				if got := sub.Circuit(); got != CircuitHalfOpen {
+					t.Fatalf("Circuit() while the probe runs = %v; want half-open", got)
+				}
+				result["stale"] <- tt.stale
+				synctest.Wait()
+				if got := sub.Circuit(); got != CircuitHalfOpen {
+					t.Errorf("Circuit() once the earlier attempt ended = %v; want half-open: only the probe decides", got)
+				}
+				result["probe"] <- tt.probe
+				synctest.Wait()
+				if got := sub.Circuit(); got != tt.want {
+					t.Errorf("Circuit() after the probe = %v; want %v", got, tt.want)
+				}
+				closeBus(t, b)
+			})
+		})
+	}
+}

@@ -473,3 +473,73 @@ func TestCloseRightAfterWork(t *testing.T) {
 		}
 	})
 }
+
+// TestHandlerPublishSkipsASubscriberRemovedWhileCloseDrains: a handler publishing while
+// Bus.Close drains looked up the target topic's subscribers before Subscription.Close removed
+// one of them. Publish must skip the removed one, as if the event came after the removal,
+// and deliver to the rest; not fail with ErrClosed, which handlers are spared while Close
+// drains.
+func TestHandlerPublishSkipsASubscriberRemovedWhileCloseDrains(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		staying bool // the target topic has a subscriber besides the one removed
+		opts    []PublishOption
+		want    error
+	}{
+		{name: "fan-out", staying: true},
+		{name: "sole subscriber", opts: []PublishOption{WithSubscriberRequired()}, want: ErrNoSubscribers},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := New()
+				source, target := NewTopic[int]("source"), NewTopic[int]("target")
+				var got atomic.Int32
+				var first *Subscription // the first subscriber Publish reserves room in
+				if tt.staying {
+					first = mustSubscribe(t, b, target, "staying", func(context.Context, Event[int]) error {
+						got.Add(1)
+						return nil
+					})
+				}
+				leaving := mustSubscribe(t, b, target, "leaving", func(context.Context, Event[int]) error {
+					t.Error("the removed subscriber handled an event published after its removal")
+					return nil
+				})
+				if first == nil {
+					first = leaving
+				}
+				started, release := make(chan struct{}), make(chan struct{})
+				published := make(chan error, 1)
+				mustSubscribe(t, b, source, "s", func(ctx context.Context, _ Event[int]) error {
+					close(started)
+					<-release
+					published <- Publish(ctx, b, target, 1, tt.opts...)
+					return nil
+				})
+				mustPublish(t, b, source, 0)
+				<-started
+				closed := make(chan error, 1)
+				go func() { closed <- b.Close(context.Background()) }()
+				synctest.Wait() // Close drains, waiting for the handler
+				// Publish has the target's subscribers, leaving among them, when it reserves
+				// room in the first: leaving is removed and closed right then.
+				first.core.testBeforeReserve = func() {
+					first.core.testBeforeReserve = nil
+					if err := leaving.Close(context.Background()); err != nil {
+						t.Errorf("Subscription.Close() = %v; want nil", err)
+					}
+				}
+				close(release)
+				if err := <-published; !errors.Is(err, tt.want) || err != nil && tt.want == nil {
+					t.Errorf("Publish(from a handler, while Close drains) = %v; want %v", err, tt.want)
+				}
+				if err := <-closed; err != nil {
+					t.Errorf("Close() = %v; want nil", err)
+				}
+				if tt.staying && got.Load() != 1 {
+					t.Errorf("the staying subscriber handled %d events; want 1", got.Load())
+				}
+			})
+		})
+	}
+}

@@ -312,7 +312,7 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 			wb.err[j] = nil
 			if s.breaker != nil {
 				if err != errNotRun && err != errDuplicate {
-					s.attemptedLocked(err == nil)
+					s.attemptedLocked(err == nil, wb.probe)
 				} else if wb.probe {
 					s.probeNotAttemptedLocked()
 				}

@@ -141,7 +141,9 @@ func (c *subCore) health(now int64, p HealthPolicy) SubscriptionHealth {
 
 // noteFillLocked records when the buffer became nearly full, or that it no longer is, as
 // of now (Unix nanoseconds). Workers call it as they release finished events, publishers
-// as they wait for room, and Health as it looks.
+// as they wait for room, and Health as it looks. Publishers that fill the buffer without
+// waiting do not call it, so a buffer found nearly full has been since filledAt: held can
+// rise to nearlyFull only one reservation at a time, and the last to get there set it.
 func (c *subCore) noteFillLocked(now int64) {
 	held := c.held.Load() - c.unheld
 	switch {
@@ -149,6 +151,9 @@ func (c *subCore) noteFillLocked(now int64) {
 		c.fullSince = 0
 	case c.fullSince == 0:
 		c.fullSince = now
+		if at := c.filledAt.Load(); at != 0 && at < now {
+			c.fullSince = at
+		}
 	}
 }
 

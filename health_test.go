@@ -145,3 +145,31 @@ func TestHealthOfAnUnboundedBuffer(t *testing.T) {
 		closeBus(t, b)
 	})
 }
+
+// TestFullForCountsFromWhenTheBufferFilled: the nearly-full period runs from when the buffer
+// became nearly full, even if nothing but Health looked at it since; not from Health's
+// first look.
+func TestFullForCountsFromWhenTheBufferFilled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithHealthPolicy(HealthPolicy{FullFor: 10 * time.Second}))
+		release := make(chan struct{})
+		mustSubscribe(t, b, orders, "slow", func(context.Context, Event[order]) error {
+			<-release
+			return nil
+		}, WithConcurrency(1), WithBuffer(10))
+		for range 9 { // 90% of the buffer: no publisher waits, no handler ends
+			mustPublish(t, b, orders, order{})
+		}
+		synctest.Wait()
+		time.Sleep(6 * time.Second)
+		if err := b.Ready(); err != nil {
+			t.Errorf("Ready() 6s after the buffer filled = %v; want nil until FullFor passes", err)
+		}
+		time.Sleep(5 * time.Second)
+		if p := b.Health().Subscriptions[0].Problems; len(p) != 1 || !strings.Contains(p[0], "buffer at least 90% full for 11s") {
+			t.Errorf("problems 11s after the buffer filled = %q; want its buffer full for 11s", p)
+		}
+		close(release)
+		closeBus(t, b)
+	})
+}

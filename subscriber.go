@@ -130,6 +130,7 @@ func (s *Subscription) remove() {
 		if _, live := b.subs[s]; live {
 			delete(b.subs, s)
 			b.closing[s] = struct{}{}
+			s.core.removed.Store(true) // before it closes: see rejectErr
 			s.detach()
 		}
 		b.mu.Unlock()
