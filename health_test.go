@@ -12,14 +12,22 @@ import (
 	"time"
 )
 
+// busWithStuckSubscriber returns a bus whose health policy reports a buffer 90% full for
+// 10s, with a subscriber "slow" of one worker and a buffer of 10 whose handler returns only
+// once release is closed.
+func busWithStuckSubscriber(t *testing.T) (*Bus, chan struct{}) {
+	b := New(WithHealthPolicy(HealthPolicy{FullFor: 10 * time.Second}))
+	release := make(chan struct{})
+	mustSubscribe(t, b, orders, "slow", func(context.Context, Event[order]) error {
+		<-release
+		return nil
+	}, WithConcurrency(1), WithBuffer(10))
+	return b, release
+}
+
 func TestHealthOfAFullBuffer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := New(WithHealthPolicy(HealthPolicy{FullFor: 10 * time.Second}))
-		release := make(chan struct{})
-		mustSubscribe(t, b, orders, "slow", func(context.Context, Event[order]) error {
-			<-release
-			return nil
-		}, WithConcurrency(1), WithBuffer(10))
+		b, release := busWithStuckSubscriber(t)
 		mustSubscribe(t, b, orders, "fast", func(context.Context, Event[order]) error { return nil })
 		if err := b.Ready(); err != nil {
 			t.Fatalf("Ready() of an idle bus = %v; want nil", err)
@@ -151,12 +159,7 @@ func TestHealthOfAnUnboundedBuffer(t *testing.T) {
 // first look.
 func TestFullForCountsFromWhenTheBufferFilled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := New(WithHealthPolicy(HealthPolicy{FullFor: 10 * time.Second}))
-		release := make(chan struct{})
-		mustSubscribe(t, b, orders, "slow", func(context.Context, Event[order]) error {
-			<-release
-			return nil
-		}, WithConcurrency(1), WithBuffer(10))
+		b, release := busWithStuckSubscriber(t)
 		for range 9 { // 90% of the buffer: no publisher waits, no handler ends
 			mustPublish(t, b, orders, order{})
 		}
