@@ -223,8 +223,11 @@ func Partition(key string, n int) int {
 //  1. It stops fetching: no new event is received.
 //  2. It waits for the events being delivered to local subscribers and settles each with
 //     the server (ack, redelivery or dead letter); if ctx ends first, it stops waiting and
-//     has the server redeliver them at once (they may then be handled twice: once here,
-//     once by whoever receives them next).
+//     hands them back (they may then be handled twice: once here, once by whoever
+//     receives them next). It hands back what it had fetched but not delivered too. The
+//     server redelivers them at once, or, if ctx ended before the fetches were known to
+//     be over, a second later, once this bridge's connection is gone, so that none is
+//     redelivered to it.
 //  3. It closes the forwarding subscriptions, which forward what the bus accepted, with
 //     their retries, until ctx ends; what is left is dead-lettered by the bus (see
 //     eventbus.Subscription.Close), never dropped silently.

@@ -132,7 +132,7 @@
 // may still be running:
 //
 //   - [Bridge.Close] whose ctx ends hands back the events still being handled, for
-//     immediate redelivery;
+//     redelivery a second later;
 //   - a bridge cut off from the server for longer than AckWait while a handler runs
 //     cannot report progress, so the server redelivers the event after AckWait.
 //
@@ -158,7 +158,8 @@
 //
 // After a consumer restart the durable consumer resumes where its Group left off: nothing
 // acked is delivered again. [Bridge.Close] hands back what it had fetched but not
-// delivered, for immediate redelivery; a bridge that crashed leaves its in-flight event
+// delivered, for immediate redelivery (a second later if its ctx ended first), each
+// with one delivery more on its count; a bridge that crashed leaves its in-flight event
 // pending until AckWait passes, and that event is then redelivered before any later event
 // of its partition, so order still holds, but it may have been handled already.
 //

@@ -37,7 +37,7 @@ func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstre
 				break
 			}
 			if !br.deliver(deliverCtx, msg) {
-				release(deliverCtx, it) // the bus is closed: leave the events to other bridges
+				release(deliverCtx, it, msg) // leave msg, and what else was fetched, to other bridges
 				return
 			}
 		}
@@ -45,19 +45,42 @@ func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstre
 	}
 }
 
-// release stops it and hands back the messages it had fetched but not yet returned, so
-// that the server redelivers them at once instead of after AckWait. It waits a second at
-// most for them, or until ctx ends.
-func release(ctx context.Context, it jetstream.MessagesContext) {
+// handBackDelay is how long the server waits to redeliver what a closing bridge hands
+// back before its fetches are known to be over: long enough for the bridge's connection
+// to close, so that the events go to another bridge rather than to a fetch of this one
+// that nobody reads.
+const handBackDelay = time.Second
+
+// release drains it and hands back held, the messages it had returned but that were not
+// settled, and those it had fetched but not yet returned, so that the server redelivers
+// them at once instead of after AckWait. It naks them only once the drain is over (Next
+// reports the iterator closed): nats.go unsubscribes in a goroutine of its own, and until
+// then the server may deliver a nak'd message to this iterator again: nobody reads it
+// once the drain is over, and a nak of it in turn starts a loop that spends the event's
+// attempts (JetStream counts each delivery) until the next bridge dead-letters it as
+// undelivered.
+// It waits for the drain a second at most, or until ctx ends; if the drain is not over by
+// then, it hands the messages back with a delay of handBackDelay instead.
+func release(ctx context.Context, it jetstream.MessagesContext, held ...jetstream.Msg) {
 	it.Drain()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
+	fetched := held
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			for _, msg := range fetched {
+				msg.Nak()
+			}
 			return
 		}
-		msg.Nak()
+		if err != nil {
+			break
+		}
+		fetched = append(fetched, msg)
+	}
+	for _, msg := range fetched {
+		msg.NakWithDelay(handBackDelay)
 	}
 }
 
@@ -76,7 +99,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // redelivery after the retry policy's backoff if one failed, none was subscribed or the
 // type is not received here, while attempts remain; immediate redelivery if the bridge
 // or the bus is closing; dead letter and term otherwise, or at once if it does not
-// decode. It returns false if the bus is closed, so that the caller stops fetching.
+// decode. It returns false if the bridge or the bus is closing: the caller stops fetching
+// and hands msg back with [release].
 func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 	br.stats.received.Add(1)
 	md, err := msg.Metadata()
@@ -130,12 +154,16 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 			return true
 		}
 		br.stats.handled.Add(1)
-	case ctx.Err() != nil || errors.Is(err, eventbus.ErrClosed):
-		// The bridge, the bus or a subscription is stopping: not the event's fault. Have
-		// it redelivered now, to whichever bridge fetches next.
+	case ctx.Err() != nil || busClosed(err):
+		// The bridge or the bus is closing: not the event's fault. The caller has it
+		// redelivered now, to whichever bridge fetches next.
+		br.stats.handedBack.Add(1)
+		return false
+	case errors.Is(err, eventbus.ErrClosed):
+		// A subscription stopped while handling it: not the event's fault either. Have it
+		// redelivered now; other subscribers skip it if they de-duplicate.
 		br.settle(msg.Nak(), e.ID)
 		br.stats.handedBack.Add(1)
-		return !busClosed(err)
 	case errors.Is(err, eventbus.ErrNoSubscribers):
 		// Not acked: a service that connects before it subscribes, or whose last
 		// subscriber just left, gets the event again after the retry policy's delay.
