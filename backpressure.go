@@ -30,7 +30,11 @@ type subCore struct {
 	_    [64]byte
 	held atomic.Int64  // accepted or reserved events not yet finished (but see unheld)
 	tail atomic.Uint64 // the next intake position a publisher claims
-	_    [64]byte
+	// published counts the events Publish accepted for the topic through this, its only
+	// subscription (enqueueInPlace), on the line those publishers write anyway rather than
+	// the topic's; see topicState.published.
+	published atomic.Uint64
+	_         [64]byte
 
 	// Read by publishers on every event, written seldom: a cache line of their own.
 	state    atomic.Uint32 // a subState
@@ -76,6 +80,9 @@ type subCore struct {
 	ctx    context.Context // handlers' base context, cancelled by abort
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the last worker has exited
+	// exited runs once the last worker has exited, under mu: then no publisher can count
+	// an event in published any more.
+	exited func()
 	timers sync.WaitGroup
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,12 +55,42 @@ type topicEntry interface {
 // Publish reads it without a lock.
 type topicState[T any] struct {
 	subs     atomic.Pointer[[]*subscription[T]]
-	accepted atomic.Uint64 // events Publish accepted; see TopicStats.Published
+	accepted atomic.Uint64 // events Publish accepted, but see counting
 	retired  atomic.Bool   // its last subscriber left and the bus forgot it; see retire
+
+	// counting holds the subscriptions whose published counts are not yet in accepted: a
+	// publish to a topic's only subscription counts there, on a line its publishers write
+	// anyway, so that parallel publishers do not trade accepted's line on every event. A
+	// subscription's count moves into accepted once its workers have exited.
+	mu       sync.Mutex
+	counting []*subCore
 }
 
-func (*topicState[T]) payloadType() string  { return fmt.Sprintf("%T", *new(T)) }
-func (ts *topicState[T]) published() uint64 { return ts.accepted.Load() }
+func (*topicState[T]) payloadType() string { return fmt.Sprintf("%T", *new(T)) }
+
+// published returns the events Publish accepted for the topic; see TopicStats.Published.
+func (ts *topicState[T]) published() uint64 {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	n := ts.accepted.Load()
+	for _, c := range ts.counting {
+		n += c.published.Load()
+	}
+	return n
+}
+
+// count adds c to the subscriptions whose published counts ts sums, until c's workers exit.
+func (ts *topicState[T]) count(c *subCore) {
+	ts.mu.Lock()
+	ts.counting = append(ts.counting, c)
+	ts.mu.Unlock()
+	c.exited = func() {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		ts.accepted.Add(c.published.Load())
+		ts.counting = slices.DeleteFunc(ts.counting, func(x *subCore) bool { return x == c })
+	}
+}
 
 // New returns a running bus. It panics if an option is invalid; options are checked when
 // they are made, so that is a programmer error caught at start-up.

@@ -543,3 +543,42 @@ func TestHandlerPublishSkipsASubscriberRemovedWhileCloseDrains(t *testing.T) {
 		})
 	}
 }
+
+// An event published while a topic's only subscriber is replaced (Subscribe of the new one,
+// then Close of the old) reaches the new one: the old was removed before it could accept
+// the event, so the event comes after the removal, when the new one is the subscriber.
+func TestPublishReachesTheSubscriberThatReplacedTheOnlyOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		var oldGot, newGot atomic.Int32
+		old := mustSubscribe(t, b, orders, "old", func(context.Context, Event[order]) error {
+			oldGot.Add(1)
+			return nil
+		})
+		paused, resume := make(chan struct{}), make(chan struct{})
+		old.core.testBeforeReserve = func() {
+			old.core.testBeforeReserve = nil
+			close(paused)
+			<-resume
+		}
+		published := make(chan error, 1)
+		go func() { published <- Publish(context.Background(), b, orders, order{}, WithSubscriberRequired()) }()
+		<-paused // the publisher has only the old subscriber, and saw it open
+		mustSubscribe(t, b, orders, "new", func(context.Context, Event[order]) error {
+			newGot.Add(1)
+			return nil
+		})
+		if err := old.Close(context.Background()); err != nil {
+			t.Fatalf("Subscription.Close() = %v; want nil", err)
+		}
+		close(resume)
+		if err := <-published; err != nil {
+			t.Errorf("Publish() = %v; want nil: the new subscriber was there", err)
+		}
+		synctest.Wait()
+		if oldGot.Load() != 0 || newGot.Load() != 1 {
+			t.Errorf("old subscriber handled %d events, new one %d; want 0 and 1", oldGot.Load(), newGot.Load())
+		}
+		closeBus(t, b)
+	})
+}

@@ -142,6 +142,9 @@ func (s *subscription[T]) enqueueInPlace(b *Bus, payload T, pc *publishConfig) b
 	if !s.tryReserve() {
 		return false
 	}
+	// Counted before the event is handed over, so before it can be finished: the workers
+	// cannot have exited, and folded published into the topic's count, without this count.
+	s.published.Add(1)
 	if c, pos, ok := s.claimIntake(); ok {
 		r := &c.rec
 		r.nanos, r.rnd = pc.stamp(b)
@@ -394,6 +397,9 @@ func (s *subscription[T]) runWorker(ctx, dlCtx context.Context, f *inflight) {
 	}
 	if s.live.Add(-1) == 0 {
 		close(s.done)
+		if s.exited != nil {
+			s.exited()
+		}
 	}
 	s.mu.Unlock()
 }

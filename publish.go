@@ -57,46 +57,64 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 
 // publishTo is Publish once its arguments were checked: it hands the event to the
 // subscribers of ts (nil if the topic never had one).
+//
+// If every subscriber it found was removed before accepting the event, it hands the event
+// to the topic's subscribers as they are after the removals, so that an event published
+// while a subscriber replaces another (Subscribe, then Close of the old one) reaches the new
+// one rather than nobody.
 func publishTo[T any](ctx context.Context, b *Bus, ts *topicState[T], topic string, payload T, pc *publishConfig) error {
 	if ts == nil {
 		return pc.noSubscribers()
 	}
-	subs := *ts.subs.Load()
+	current := ts.subs.Load()
+	subs := *current
 	if len(subs) == 0 {
 		return pc.noSubscribers()
 	}
 	// The common case, one subscriber with room, writes the event's record into its intake.
-	if len(subs) > 1 || !pc.compact() || !subs[0].enqueueInPlace(b, payload, pc) {
-		var o outgoing[T]
-		o.rec.nanos, o.rec.rnd = pc.stamp(b)
-		o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.metadata(), payload
-		if !pc.compact() {
-			o.rec.event(&o.full, topic, b.source)
-			supplied(pc, &o.full)
-			o.whole = true
-		}
+	if len(subs) == 1 && pc.compact() && subs[0].enqueueInPlace(b, payload, pc) {
+		noteAccepted(b) // counted in the subscription's published by enqueueInPlace
+		return nil
+	}
+	var o outgoing[T]
+	o.rec.nanos, o.rec.rnd = pc.stamp(b)
+	o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.metadata(), payload
+	if !pc.compact() {
+		o.rec.event(&o.full, topic, b.source)
+		supplied(pc, &o.full)
+		o.whole = true
+	}
+	for {
 		if pc.wait {
 			o.wait = newWaiter(len(subs))
 		}
-		if err := deliver(ctx, subs, &o); err != nil {
-			if err == errGone { // every subscriber was removed meanwhile
+		err := deliver(ctx, subs, &o)
+		if err == errGone { // every subscriber in subs was removed meanwhile
+			// A removal marks the subscription, then takes it off the topic under b.mu.
+			for ts.subs.Load() == current {
+				yield()
+			}
+			if current = ts.subs.Load(); len(*current) == 0 {
 				return pc.noSubscribers()
 			}
+			subs = *current
+			continue
+		}
+		if err != nil {
 			return err
 		}
-		if o.wait != nil {
-			noteAccepted(b, ts)
-			return o.wait.wait(ctx)
-		}
+		break
 	}
-	noteAccepted(b, ts)
+	ts.accepted.Add(1)
+	noteAccepted(b)
+	if o.wait != nil {
+		return o.wait.wait(ctx)
+	}
 	return nil
 }
 
-// noteAccepted counts an event the subscribers of ts accepted, and one accepted from a
-// handler while Close drains (see shutdown).
-func noteAccepted[T any](b *Bus, ts *topicState[T]) {
-	ts.accepted.Add(1)
+// noteAccepted counts an event accepted from a handler while Close drains (see shutdown).
+func noteAccepted(b *Bus) {
 	if b.closed.Load() {
 		b.closeGen.Add(1)
 	}

@@ -3,6 +3,9 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -167,4 +170,67 @@ func TestLatencyWindows(t *testing.T) {
 	if s := l.summary(start.Add(4 * latencyWindow)); s.Samples != 1 {
 		t.Errorf("after a gap of two windows: %d samples; want 1", s.Samples)
 	}
+}
+
+// Published counts every accepted event exactly, and never goes down, while parallel
+// publishers run and subscribers come and go: a topic's only subscriber counts its
+// publishes itself, and its count must move into the topic's when it leaves.
+func TestPublishedCountsAcrossSubscriberChurn(t *testing.T) {
+	b := New()
+	topic := NewTopic[int]("churn.published")
+	nop := func(context.Context, Event[int]) error { return nil }
+	published := func() uint64 {
+		for _, ts := range b.Stats().Topics {
+			if ts.Name == topic.Name() {
+				return ts.Published
+			}
+		}
+		t.Fatal("the topic is missing from Stats")
+		return 0
+	}
+	previous := mustSubscribe(t, b, topic, "s0", nop)
+
+	var accepted atomic.Uint64
+	stop := make(chan struct{})
+	var publishers sync.WaitGroup
+	for range 2 {
+		publishers.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := Publish(context.Background(), b, topic, n); err != nil {
+					t.Errorf("Publish() = %v", err)
+					return
+				}
+				accepted.Add(1)
+			}
+		})
+	}
+	var last uint64
+	for round := 1; round <= 40; round++ {
+		next := mustSubscribe(t, b, topic, fmt.Sprint("s", round), nop) // two subscribers
+		time.Sleep(200 * time.Microsecond)
+		if err := previous.Close(context.Background()); err != nil { // one again: next alone
+			t.Fatal(err)
+		}
+		previous = next
+		time.Sleep(200 * time.Microsecond)
+		if n := published(); n < last {
+			t.Fatalf("round %d: Published went down from %d to %d", round, last, n)
+		} else {
+			last = n
+		}
+	}
+	close(stop)
+	publishers.Wait()
+	if got, want := published(), accepted.Load(); got != want {
+		t.Errorf("Published = %d; want the %d events Publish accepted", got, want)
+	}
+	if last == 0 {
+		t.Error("nothing was published while the subscribers changed")
+	}
+	closeBus(t, b)
 }

@@ -82,6 +82,7 @@ func Subscribe[T any](b *Bus, t Topic[T], name string, h func(context.Context, E
 		}
 	}
 	s := newSubscription(b, t.name, name, h, cfg)
+	ts.count(&s.subCore)
 	updated := append(slices.Clip(subs), s)
 	ts.subs.Store(&updated)
 	sub := &Subscription{
