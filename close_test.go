@@ -324,12 +324,7 @@ func TestPublishRacingCloseIsNotLost(t *testing.T) {
 			handled.Add(1)
 			return nil
 		}, WithDeadLetter(&dls))
-		paused, resume := make(chan struct{}), make(chan struct{})
-		sub.core.testBeforeReserve = func() {
-			sub.core.testBeforeReserve = nil
-			close(paused)
-			<-resume
-		}
+		paused, resume := pauseBeforeReserve(sub)
 		published := make(chan error, 1)
 		go func() { published <- Publish(context.Background(), b, orders, order{}, WithSubscriberRequired()) }()
 		<-paused // the publisher saw the subscription open
@@ -555,12 +550,7 @@ func TestPublishReachesTheSubscriberThatReplacedTheOnlyOne(t *testing.T) {
 			oldGot.Add(1)
 			return nil
 		})
-		paused, resume := make(chan struct{}), make(chan struct{})
-		old.core.testBeforeReserve = func() {
-			old.core.testBeforeReserve = nil
-			close(paused)
-			<-resume
-		}
+		paused, resume := pauseBeforeReserve(old)
 		published := make(chan error, 1)
 		go func() { published <- Publish(context.Background(), b, orders, order{}, WithSubscriberRequired()) }()
 		<-paused // the publisher has only the old subscriber, and saw it open
@@ -581,4 +571,17 @@ func TestPublishReachesTheSubscriberThatReplacedTheOnlyOne(t *testing.T) {
 		}
 		closeBus(t, b)
 	})
+}
+
+// pauseBeforeReserve stops the next publisher that reserves room in sub between its look
+// at sub's state and its reservation: paused is closed when it gets there, and it goes on
+// once the caller closes resume.
+func pauseBeforeReserve(sub *Subscription) (paused, resume chan struct{}) {
+	paused, resume = make(chan struct{}), make(chan struct{})
+	sub.core.testBeforeReserve = func() {
+		sub.core.testBeforeReserve = nil
+		close(paused)
+		<-resume
+	}
+	return paused, resume
 }
