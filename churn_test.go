@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -43,26 +42,9 @@ func TestSubscriptionCloseRacesWithPublish(t *testing.T) {
 	stable := newTally()
 	subscribe("stable", stable)
 
-	var accepted atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for p := range 3 {
-		wg.Go(func() {
-			for seq := 0; ; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				e := tagged{p, seq}
-				if err := Publish(context.Background(), b, topic, e, WithKey(fmt.Sprint(p, seq%5))); err != nil {
-					t.Errorf("Publish() = %v", err)
-					return
-				}
-				accepted.Add(1)
-			}
-		})
-	}
+	accepted, stopPublishers := publishUntilStopped(t, 3, func(p, seq int) error {
+		return Publish(context.Background(), b, topic, tagged{p, seq}, WithKey(fmt.Sprint(p, seq%5)))
+	})
 	type closed struct {
 		tl *tally
 		n  int // events ended when Close returned
@@ -88,8 +70,7 @@ func TestSubscriptionCloseRacesWithPublish(t *testing.T) {
 			leavers = append(leavers, closed{tl, len(tl.ended)})
 			tl.mu.Unlock()
 		}
-		close(stop)
-		wg.Wait()
+		stopPublishers()
 		closeBus(t, b)
 	})
 	for i, l := range leavers {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,3 +61,33 @@ var fastRetry = RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Microsecond, Ma
 
 // discardLogger drops everything, for tests whose bus logs by design.
 var discardLogger = slog.New(slog.DiscardHandler)
+
+// publishUntilStopped runs n publishers: publisher p calls publish(p, seq) for seq = 0,
+// 1, ... until stop is called, counting each nil result in the returned count, and
+// reporting an error with t.Errorf and stopping. Call stop to end them; it returns once
+// they have, so the count is final then.
+func publishUntilStopped(t testing.TB, n int, publish func(p, seq int) error) (accepted *atomic.Int64, stop func()) {
+	accepted = new(atomic.Int64)
+	done := make(chan struct{})
+	var publishers sync.WaitGroup
+	for p := range n {
+		publishers.Go(func() {
+			for seq := 0; ; seq++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := publish(p, seq); err != nil {
+					t.Errorf("Publish() = %v", err)
+					return
+				}
+				accepted.Add(1)
+			}
+		})
+	}
+	return accepted, func() {
+		close(done)
+		publishers.Wait()
+	}
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -190,25 +188,9 @@ func TestPublishedCountsAcrossSubscriberChurn(t *testing.T) {
 	}
 	previous := mustSubscribe(t, b, topic, "s0", nop)
 
-	var accepted atomic.Uint64
-	stop := make(chan struct{})
-	var publishers sync.WaitGroup
-	for range 2 {
-		publishers.Go(func() {
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := Publish(context.Background(), b, topic, n); err != nil {
-					t.Errorf("Publish() = %v", err)
-					return
-				}
-				accepted.Add(1)
-			}
-		})
-	}
+	accepted, stopPublishers := publishUntilStopped(t, 2, func(_, seq int) error {
+		return Publish(context.Background(), b, topic, seq)
+	})
 	var last uint64
 	for round := 1; round <= 40; round++ {
 		next := mustSubscribe(t, b, topic, fmt.Sprint("s", round), nop) // two subscribers
@@ -224,9 +206,8 @@ func TestPublishedCountsAcrossSubscriberChurn(t *testing.T) {
 			last = n
 		}
 	}
-	close(stop)
-	publishers.Wait()
-	if got, want := published(), accepted.Load(); got != want {
+	stopPublishers()
+	if got, want := published(), uint64(accepted.Load()); got != want {
 		t.Errorf("Published = %d; want the %d events Publish accepted", got, want)
 	}
 	if last == 0 {
