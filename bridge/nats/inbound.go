@@ -66,21 +66,21 @@ func release(ctx context.Context, it jetstream.MessagesContext, held ...jetstrea
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	fetched := held
+	drained := false
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			for _, msg := range fetched {
-				msg.Nak()
-			}
-			return
-		}
 		if err != nil {
+			drained = errors.Is(err, jetstream.ErrMsgIteratorClosed)
 			break
 		}
 		fetched = append(fetched, msg)
 	}
 	for _, msg := range fetched {
-		msg.NakWithDelay(handBackDelay)
+		if drained {
+			msg.Nak()
+		} else {
+			msg.NakWithDelay(handBackDelay)
+		}
 	}
 }
 
