@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -283,6 +284,60 @@ func TestFanOutReachesEverySubscriber(t *testing.T) {
 	}
 	if len(got) != subs {
 		t.Errorf("%d subscribers received events; want %d", len(got), subs)
+	}
+}
+
+// TestFanOutIntoFullRingsLosesNothing publishes from several goroutines to subscribers whose
+// buffers are as large as their intake rings or a little smaller, so that publishers keep
+// them full and claim each cell the moment a worker frees it: a fan-out claims without
+// looking at the cell (pushReserved), and a cell taken before it was free would lose or
+// repeat an event. Each subscriber with one worker must see each publisher's events in order.
+func TestFanOutIntoFullRingsLosesNothing(t *testing.T) {
+	const publishers, events = 4, 3000
+	b := New()
+	topic := NewTopic[tagged]("full-rings")
+	var mu sync.Mutex
+	got := make(map[string][]tagged)
+	for _, buffer := range []int{1, 3, 4, 7, 8} {
+		name := fmt.Sprint("buffer-", buffer)
+		mustSubscribe(t, b, topic, name, func(_ context.Context, ev Event[tagged]) error {
+			mu.Lock()
+			got[name] = append(got[name], ev.Payload)
+			mu.Unlock()
+			return nil
+		}, WithBuffer(buffer), WithConcurrency(1))
+	}
+	// A cell taken before it was free can also leave a worker waiting for it forever: then
+	// the publishers fail at the deadline, and Close never returns (the test times out).
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range events {
+				if err := Publish(ctx, b, topic, tagged{Publisher: p, Seq: i}); err != nil {
+					t.Errorf("publisher %d, event %d: %v", p, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	closeBus(t, b)
+	for name, evs := range got {
+		next := make([]int, publishers)
+		for _, e := range evs {
+			if e.Seq != next[e.Publisher] {
+				t.Fatalf("%s: publisher %d's event %d came when %d was due", name, e.Publisher, e.Seq, next[e.Publisher])
+			}
+			next[e.Publisher]++
+		}
+		if len(evs) != publishers*events {
+			t.Errorf("%s handled %d events; want %d", name, len(evs), publishers*events)
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("%d subscribers handled events; want 5", len(got))
 	}
 }
 

@@ -46,6 +46,7 @@ type subscription[T any] struct {
 	inflightKeys int        // live entries in flights
 	keySeed      uint64     // of keyHash
 	plain        bool       // no handler timeout and no middleware: runFrom calls the handler itself
+	roomIsCell   bool       // the buffer fits in the intake: room reserved is a free cell; see pushReserved
 }
 
 type slot[T any] struct {
@@ -81,6 +82,7 @@ func newSubscription[T any](b *Bus, topic, name string, h func(context.Context, 
 		keySeed:   rand.Uint64(),
 	}
 	s.intake, s.mask = newIntake[T](cfg.buffer)
+	s.roomIsCell = cfg.buffer <= len(s.intake)
 	s.bus = b
 	s.source = b.source
 	s.topic = topic
@@ -178,6 +180,10 @@ func (s *subscription[T]) reserve(ctx context.Context) (direct bool, err error) 
 // carry it, the intake has a free cell and the room is within capacity; else under the lock.
 func (s *subscription[T]) commit(o *outgoing[T], direct bool) {
 	if !direct && !o.whole {
+		if s.roomIsCell {
+			s.pushReserved(&o.rec)
+			return
+		}
 		for range 4 {
 			if s.pushIntake(&o.rec) {
 				return

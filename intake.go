@@ -150,6 +150,26 @@ func (s *subscription[T]) pushIntake(r *record[T]) bool {
 	return true
 }
 
+// pushReserved puts a copy of r into the intake ring, for an event whose room was reserved
+// within capacity, when the ring is as large as the buffer (roomIsCell): the reservation
+// then proves that the next cell is free, so the publisher claims it with one atomic add
+// and writes it without first reading its sequence number. That read would fetch the line
+// from the worker's core only for the write to fetch it again, exclusive; in a fan-out the
+// publisher pays that once per subscriber.
+//
+// The proof: the cells of positions pos-len(intake) to pos-1 and the event at pos are
+// len(intake)+1 reservations. The last of them to reserve found fewer than capacity
+// <= len(intake) events held, so one of the others had been finished and its room given
+// back before that; workers take positions in order, so position pos-len(intake) had been
+// taken and its cell released before. The chain of atomic operations on held and tail
+// carries that release to this publisher.
+func (s *subscription[T]) pushReserved(r *record[T]) {
+	pos := s.tail.Add(1) - 1
+	c := &s.intake[pos&s.mask]
+	c.rec = *r
+	s.fillIntake(c, pos)
+}
+
 // intakeFilledLocked reports whether the next intake cell holds an event.
 func (s *subscription[T]) intakeFilledLocked() bool {
 	return s.intake[s.head&s.mask].seq.Load() == s.head+1
