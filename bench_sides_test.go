@@ -71,48 +71,49 @@ func (g *gatedSubscriber) drain(n int) {
 	<-g.done
 }
 
+// publishChunk publishes sideChunk events to the gated subscriber.
+func (g *gatedSubscriber) publishChunk(b *testing.B) {
+	ctx := context.Background()
+	for i := range sideChunk {
+		if err := Publish(ctx, g.bus, benchTopic, benchPayload{N: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkPublisherAlone times Publish to one subscriber whose worker is blocked: the
 // publisher's work per event (stamping, reserving room, claiming and filling a cell) on
 // lines no other core touches meanwhile.
-func BenchmarkPublisherAlone(b *testing.B) {
+func BenchmarkPublisherAlone(b *testing.B) { benchSide(b, true) }
+
+// BenchmarkWorkerAlone times one worker draining a full intake while nothing is published:
+// the worker's work per event (taking a batch, building the envelope, calling the handler,
+// recording the outcome and giving the room back).
+func BenchmarkWorkerAlone(b *testing.B) { benchSide(b, false) }
+
+// benchSide runs rounds of: block the worker, publish sideChunk events, let the worker
+// drain them; it times the publishing if publisher, else the draining.
+func benchSide(b *testing.B, publisher bool) {
 	g := newGatedSubscriber(b)
 	defer g.bus.Close(context.Background())
-	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
 		g.closeGate(b)
-		b.StartTimer()
-		for i := range sideChunk {
-			if err := Publish(ctx, g.bus, benchTopic, benchPayload{N: i}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
+		timeIf(b, publisher)
+		g.publishChunk(b)
+		timeIf(b, !publisher)
 		g.drain(sideChunk)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*sideChunk), "ns/event")
 }
 
-// BenchmarkWorkerAlone times one worker draining a full intake while nothing is published:
-// the worker's work per event (taking a batch, building the envelope, calling the handler,
-// recording the outcome and giving the room back).
-func BenchmarkWorkerAlone(b *testing.B) {
-	g := newGatedSubscriber(b)
-	defer g.bus.Close(context.Background())
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		g.closeGate(b)
-		for i := range sideChunk {
-			if err := Publish(ctx, g.bus, benchTopic, benchPayload{N: i}); err != nil {
-				b.Fatal(err)
-			}
-		}
+// timeIf starts b's timer if on, and stops it otherwise.
+func timeIf(b *testing.B, on bool) {
+	if on {
 		b.StartTimer()
-		g.drain(sideChunk)
+	} else {
+		b.StopTimer()
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*sideChunk), "ns/event")
 }
