@@ -90,6 +90,13 @@ func (c *subCore) admitLocked(want int) int {
 	return 1
 }
 
+// mayAdmitLocked reports whether the circuit breaker lets an idle worker start an event now
+// or once a cool-down has passed: not while the half-open probe runs.
+func (c *subCore) mayAdmitLocked() bool {
+	br := c.breaker
+	return br == nil || c.state.Load() == stateAborting || br.state.Load() != CircuitHalfOpen || !br.probing
+}
+
 // tookLocked records that a worker took n events under admitLocked, and reports whether
 // they are the half-open probe.
 func (c *subCore) tookLocked(n int) bool {
@@ -122,6 +129,17 @@ func (c *subCore) attemptedLocked(ok, probe bool) {
 		if br.failed >= br.failures {
 			c.openLocked()
 		}
+	}
+}
+
+// judgeLocked records the outcome of an event of a batch taken under admitLocked: err is
+// its attempt's error, or errNotRun or errDuplicate for an event that ran no attempt.
+func (c *subCore) judgeLocked(err error, probe bool) {
+	switch {
+	case err != errNotRun && err != errDuplicate:
+		c.attemptedLocked(err == nil, probe)
+	case probe:
+		c.probeNotAttemptedLocked()
 	}
 }
 

@@ -270,3 +270,47 @@ func TestProbeAloneDecidesTheHalfOpenCircuit(t *testing.T) {
 		})
 	}
 }
+
+// TestHalfOpenProbeMayPublishToItsOwnFullTopic: the probe of a half-open circuit is the
+// only attempt admitted, so a subscription whose probe waits for room in itself cannot
+// drain: it is stalled, and the probe's publish must get in.
+func TestHalfOpenProbeMayPublishToItsOwnFullTopic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger), WithDeadLetter(DiscardDeadLetters))
+		topic := NewTopic[string]("t")
+		var handled atomic.Int32
+		probePublished := make(chan error, 1)
+		mustSubscribe(t, b, topic, "s", func(ctx context.Context, ev Event[string]) error {
+			switch ev.Payload {
+			case "fail":
+				return errFlaky
+			case "probe":
+				probePublished <- Publish(ctx, b, topic, "child")
+			}
+			handled.Add(1)
+			return nil
+		}, WithConcurrency(2), WithBuffer(2), WithCircuitBreaker(1, 10*time.Millisecond), WithRetry(RetryPolicy{MaxAttempts: 1}))
+		mustPublish(t, b, topic, "fail") // opens the circuit
+		synctest.Wait()
+		mustPublish(t, b, topic, "probe")
+		mustPublish(t, b, topic, "other") // the buffer is full
+		time.Sleep(20 * time.Millisecond) // the cool-down passes; "probe" is the probe
+		synctest.Wait()
+		select {
+		case err := <-probePublished:
+			if err != nil {
+				t.Errorf("Publish from the probe = %v; want nil", err)
+			}
+		default:
+			t.Error("the half-open probe still waits for room in its own subscription: deadlock")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Close() = %v; want nil", err)
+		}
+		if handled.Load() != 3 {
+			t.Errorf("handled %d; want 3 (probe, other, child)", handled.Load())
+		}
+	})
+}

@@ -518,8 +518,11 @@ func TestHandlerPublishSkipsASubscriberRemovedWhileCloseDrains(t *testing.T) {
 				synctest.Wait() // Close drains, waiting for the handler
 				// Publish has the target's subscribers, leaving among them, when it reserves
 				// room in the first: leaving is removed and closed right then.
-				first.core.testBeforeReserve = func() {
-					first.core.testBeforeReserve = nil
+				testHookBeforeReserve = func(c *subCore) {
+					if c != first.core {
+						return
+					}
+					testHookBeforeReserve = nil
 					if err := leaving.Close(context.Background()); err != nil {
 						t.Errorf("Subscription.Close() = %v; want nil", err)
 					}
@@ -578,10 +581,46 @@ func TestPublishReachesTheSubscriberThatReplacedTheOnlyOne(t *testing.T) {
 // once the caller closes resume.
 func pauseBeforeReserve(sub *Subscription) (paused, resume chan struct{}) {
 	paused, resume = make(chan struct{}), make(chan struct{})
-	sub.core.testBeforeReserve = func() {
-		sub.core.testBeforeReserve = nil
+	testHookBeforeReserve = func(c *subCore) {
+		if c != sub.core {
+			return
+		}
+		testHookBeforeReserve = nil
 		close(paused)
 		<-resume
 	}
 	return paused, resume
+}
+
+// TestSubscriptionCloseKeepsToItsCtx: a publisher that waits for room in a slow subscriber
+// must not keep another subscriber of the topic from closing within its ctx.
+func TestSubscriptionCloseKeepsToItsCtx(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		x := NewTopic[int]("x")
+		a := mustSubscribe(t, b, x, "a", func(context.Context, Event[int]) error { return nil }, WithBuffer(4))
+		mustSubscribe(t, b, x, "slow", func(ctx context.Context, _ Event[int]) error {
+			select {
+			case <-time.After(3 * time.Second):
+			case <-ctx.Done():
+			}
+			return nil
+		}, WithBuffer(1), WithConcurrency(1))
+		mustPublish(t, b, x, 1) // slow is busy and full
+		synctest.Wait()
+		published := make(chan error, 1)
+		go func() { published <- Publish(context.Background(), b, x, 2) }()
+		synctest.Wait() // the publisher waits for slow
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		a.Close(ctx)
+		if d := time.Since(start); d > 50*time.Millisecond {
+			t.Errorf("Subscription.Close(50ms) returned after %v; want within its ctx", d)
+		}
+		if err := <-published; err != nil {
+			t.Errorf("Publish() = %v; want nil", err)
+		}
+		closeBus(t, b)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,4 +254,119 @@ func TestDeadLetterHookRunsBeforeTheNextEventOfItsKey(t *testing.T) {
 			t.Errorf("log = %s; want the dead letter before the next event of its key", got)
 		}
 	})
+}
+
+// TestHandlerGoexitIsAFailedAttempt: runtime.Goexit in a handler (t.FailNow in a test's
+// handler does it) fails the attempt; the worker goes on.
+func TestHandlerGoexitIsAFailedAttempt(t *testing.T) {
+	var dls recorder
+	b := New(WithDeadLetter(&dls), WithLogger(discardLogger))
+	var attempts atomic.Int32
+	var handled atomic.Int32
+	mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		switch {
+		case ev.Payload.ID == "always":
+			runtime.Goexit()
+		case attempts.Add(1) == 1:
+			runtime.Goexit()
+		}
+		handled.Add(1)
+		return nil
+	}, WithConcurrency(1), WithRetry(fastRetry))
+	mustPublish(t, b, orders, order{ID: "once"})
+	mustPublish(t, b, orders, order{ID: "always"})
+	mustPublish(t, b, orders, order{ID: "after"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close() = %v; want nil", err)
+	}
+	if handled.Load() != 2 {
+		t.Errorf("handled %d; want 2", handled.Load())
+	}
+	got := dls.all()
+	if len(got) != 1 || got[0].Attempts != 3 || errors.Is(got[0].Err, ErrClosed) {
+		t.Errorf("dead letters %v; want the event that always exits, after 3 attempts", got)
+	}
+}
+
+// TestGoexitMidBatchRunsTheRestOnce: a handler that calls runtime.Goexit in the middle of
+// a batch ends its attempt, and the worker's new goroutine runs the rest of the batch once.
+func TestGoexitMidBatchRunsTheRestOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dls recorder
+		b := New(WithDeadLetter(&dls))
+		gate := make(chan struct{})
+		calls := map[string]int{}
+		sub := mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+			calls[ev.Payload.ID]++
+			switch ev.Payload.ID {
+			case "gate":
+				<-gate // hold the worker while the batch queues up
+			case "exit-3", "exit-6":
+				runtime.Goexit()
+			}
+			return nil
+		}, WithConcurrency(1), WithRetry(RetryPolicy{MaxAttempts: 1}))
+		mustPublish(t, b, orders, order{ID: "gate"})
+		synctest.Wait()
+		names := []string{"e-1", "e-2", "exit-3", "e-4", "e-5", "exit-6", "e-7"}
+		for _, id := range names {
+			mustPublish(t, b, orders, order{ID: id})
+		}
+		close(gate)
+		synctest.Wait()
+		st := sub.Stats()
+		closeBus(t, b)
+		for _, id := range names {
+			if calls[id] != 1 {
+				t.Errorf("handler ran %d times for %s; want 1 (calls: %v)", calls[id], id, calls)
+			}
+		}
+		got := dls.all()
+		if len(got) != 2 || got[0].Event.Payload.(order).ID != "exit-3" || got[1].Event.Payload.(order).ID != "exit-6" {
+			t.Fatalf("dead letters = %v; want exit-3, then exit-6", got)
+		}
+		if msg := got[0].Err.Error(); !strings.Contains(msg, "runtime.Goexit") {
+			t.Errorf("dead letter error = %q; want it to name runtime.Goexit", msg)
+		}
+		if st.Handled != 6 || st.FailedAttempts != 2 || st.DeadLettered != 2 || st.InFlight != 0 {
+			t.Errorf("Stats = %+v; want 6 handled, 2 failed attempts, 2 dead letters, none in flight", st)
+		}
+	})
+}
+
+// TestDeadLetterHookGoexitIsLogged: a dead-letter hook that calls runtime.Goexit counts as
+// a failed hook, logged; the event still ends, and the worker goes on.
+func TestDeadLetterHookGoexitIsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{&mu, &buf}, nil))
+	var calls atomic.Int32
+	hook := DeadLetterFunc(func(context.Context, DeadLetter) error {
+		if calls.Add(1) == 1 {
+			runtime.Goexit()
+		}
+		return nil
+	})
+	b := New(WithLogger(logger), WithDeadLetter(hook))
+	var handled atomic.Int32
+	sub := mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		if ev.Payload.ID == "bad" {
+			return Permanent(errFlaky)
+		}
+		handled.Add(1)
+		return nil
+	}, WithConcurrency(1))
+	mustPublish(t, b, orders, order{ID: "bad"})
+	mustPublish(t, b, orders, order{ID: "bad"})
+	mustPublish(t, b, orders, order{ID: "good"})
+	closeBus(t, b)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if st := sub.Stats(); calls.Load() != 2 || handled.Load() != 1 || st.DeadLettered != 2 || !strings.Contains(out, "dead-letter hook called runtime.Goexit") {
+		t.Errorf("hook calls = %d, handled %d, %d dead letters, log = %q; want 2 calls, 1 handled, 2 dead letters and the Goexit logged",
+			calls.Load(), handled.Load(), st.DeadLettered, out)
+	}
 }

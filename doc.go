@@ -76,10 +76,13 @@
 // ctx.Err(). So memory stays bounded however fast publishers go. A fan-out is all or
 // nothing: when Publish returns an error, no subscriber received the event.
 //
-// Handlers may publish, and should do so with the ctx they were given: a chain of topics
-// under full buffers then simply waits down the chain, and a cycle (A's handler publishes to
-// B while B's publishes to A) does not deadlock, because a subscriber whose every busy
-// worker is itself blocked publishing takes handlers' events over its buffer.
+// A publisher never holds room in one subscriber while it waits for another: it takes room
+// in all of them at once, or, while one is full, in none. Handlers may publish, and should
+// do so with the ctx they were given: a chain of topics under full buffers then simply
+// waits down the chain, and a cycle (A's handler publishes to B while B's publishes to A)
+// does not deadlock, because a subscriber whose every busy worker is itself blocked
+// publishing (or waiting with WithWait), and that no idle worker can make progress in,
+// takes handlers' events over its buffer.
 //
 // [WithWait] turns Publish into a request: it returns once every subscriber has handled or
 // dead-lettered the event, with their errors joined.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ae30fb47/eventbus/internal/idset"
 )
 
 // FuzzRetryPolicy: a policy is either rejected by withDefaults or yields waits that never
@@ -62,7 +64,7 @@ func FuzzSubscribeOptions(f *testing.F) {
 		}
 		if window != 0 || maxIDs != 0 {
 			opts = append(opts, WithDeduplication(time.Duration(window), maxIDs))
-			valid = valid && window > 0 && maxIDs > 0 && maxIDs <= maxDedupIDs
+			valid = valid && window > 0 && maxIDs > 0 && maxIDs <= idset.MaxIDs
 		}
 		if failures != 0 || coolDown != 0 {
 			opts = append(opts, WithCircuitBreaker(failures, time.Duration(coolDown)))

@@ -106,7 +106,7 @@ func (b *Bus) Health() Health {
 		subs = append(subs, s)
 	}
 	b.mu.Unlock()
-	h := Health{Closed: b.closed.Load()}
+	h := Health{Closed: b.sd.closed.Load()}
 	now := b.clock.nowNanos()
 	for _, s := range subs {
 		h.Subscriptions = append(h.Subscriptions, s.core.health(now, b.health))
@@ -132,7 +132,8 @@ func (c *subCore) health(now int64, p HealthPolicy) SubscriptionHealth {
 	if since := c.fullSince; since != 0 && now-since >= int64(p.FullFor) {
 		h.Problems = append(h.Problems, fmt.Sprintf("buffer at least %d%% full for %v", nearlyFullPercent, time.Duration(now-since).Round(time.Second)))
 	}
-	ended, dead := c.stats.outcomes.recent(now)
+	cur, prev := c.stats.outcomes.Recent(now)
+	ended, dead := cur.ended+prev.ended, cur.dead+prev.dead
 	if dead >= uint64(p.MinDeadLetters) && float64(dead) > p.DeadLetterRatio*float64(ended) {
 		h.Problems = append(h.Problems, fmt.Sprintf("%d of the %d events ended recently were dead-lettered", dead, ended))
 	}
@@ -165,36 +166,11 @@ func nearlyFullCount(capacity int) int64 {
 	return c - (c/100*spare + c%100*spare/100)
 }
 
-// outcomeWindows counts the events a subscription ended, and how many of those it
-// dead-lettered, over two windows of a minute: the current one and the one before.
-type outcomeWindows struct {
-	start               int64 // of the current window, Unix nanoseconds
-	ended, dead         uint64
-	prevEnded, prevDead uint64
-}
+// outcomeCounts are the events a subscription ended in one window of time, and how many
+// of those it dead-lettered.
+type outcomeCounts struct{ ended, dead uint64 }
 
-const outcomeWindow = int64(time.Minute)
-
-// add counts ended events, dead of them dead-lettered, at now.
-func (w *outcomeWindows) add(now int64, ended, dead uint64) {
-	w.rotate(now)
-	w.ended += ended
-	w.dead += dead
-}
-
-// recent returns the counts of the last one to two minutes as of now.
-func (w *outcomeWindows) recent(now int64) (ended, dead uint64) {
-	w.rotate(now)
-	return w.prevEnded + w.ended, w.prevDead + w.dead
-}
-
-func (w *outcomeWindows) rotate(now int64) {
-	switch age := now - w.start; {
-	case age < outcomeWindow:
-	case age < 2*outcomeWindow:
-		w.prevEnded, w.prevDead, w.ended, w.dead = w.ended, w.dead, 0, 0
-		w.start += outcomeWindow
-	default:
-		*w = outcomeWindows{start: now}
-	}
+func (o *outcomeCounts) add(ended, dead uint64) {
+	o.ended += ended
+	o.dead += dead
 }

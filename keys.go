@@ -15,7 +15,8 @@ import "math/bits"
 // keyCounts, a count of its keys by 6 bits of their hash, spares most free keys the lookup.
 
 // inflight is the keyed events one worker took straight from the intake and has not
-// finished, by their position in its batch. It is guarded by the subscription's lock.
+// finished, by their position in its batch. It is guarded by the subscription's lock, and
+// the subscription keeps one per worker in flights, where every worker looks for a key.
 type inflight struct {
 	n     int    // positions 0..n-1 may be live
 	count int    // live positions
@@ -29,7 +30,7 @@ type inflight struct {
 // keyHash hashes key for the inflight sets: its length and first and last eight bytes,
 // mixed with the subscription's random seed. Keys that agree on those collide, which costs
 // their lookups a string comparison each, not correctness.
-func (s *subscription[T]) keyHash(key string) uint64 {
+func (s *subCore) keyHash(key string) uint64 {
 	n := len(key)
 	var a, b uint64
 	if n >= 8 {
@@ -53,7 +54,7 @@ func le64(s string) uint64 {
 
 // findInflightLocked returns the inflight set and position of the running event with key
 // (whose hash is h), or nil.
-func (s *subscription[T]) findInflightLocked(key string, h uint64) (*inflight, int) {
+func (s *subCore) findInflightLocked(key string, h uint64) (*inflight, int) {
 	bit := uint64(1) << (h % 64)
 	for w := range s.flights {
 		f := &s.flights[w]
@@ -72,7 +73,7 @@ func (s *subscription[T]) findInflightLocked(key string, h uint64) (*inflight, i
 // claimKeyLocked registers key in f at batch position j, for an event about to run
 // straight from the intake, and reports true; or reports false, registering nothing, if
 // the key is busy: then the event must be chained with commitLocked.
-func (s *subscription[T]) claimKeyLocked(key string, f *inflight, j int) bool {
+func (s *subCore) claimKeyLocked(key string, f *inflight, j int) bool {
 	h := s.keyHash(key)
 	if s.mayHaveKeyLocked(h) {
 		if _, busy := s.keys[key]; busy {
@@ -94,7 +95,7 @@ func (s *subscription[T]) claimKeyLocked(key string, f *inflight, j int) bool {
 
 // releaseKeyLocked ends the registration of f's event at position j and returns the first
 // slot chained behind it, or -1.
-func (s *subscription[T]) releaseKeyLocked(f *inflight, j int) int32 {
+func (s *subCore) releaseKeyLocked(f *inflight, j int) int32 {
 	next := f.next[j]
 	f.live[j], f.key[j] = false, ""
 	f.count--
@@ -106,7 +107,7 @@ func (s *subscription[T]) releaseKeyLocked(f *inflight, j int) int32 {
 }
 
 // setKeyLocked maps key to slot i in keys, counting it in keyCounts if it is new.
-func (s *subscription[T]) setKeyLocked(key string, i int32) {
+func (s *subCore) setKeyLocked(key string, i int32) {
 	if _, ok := s.keys[key]; !ok {
 		s.keyCounts[s.keyHash(key)%64]++
 	}
@@ -114,7 +115,7 @@ func (s *subscription[T]) setKeyLocked(key string, i int32) {
 }
 
 // deleteKeyLocked removes key from keys and from keyCounts.
-func (s *subscription[T]) deleteKeyLocked(key string) {
+func (s *subCore) deleteKeyLocked(key string) {
 	if _, ok := s.keys[key]; ok {
 		delete(s.keys, key)
 		s.keyCounts[s.keyHash(key)%64]--
@@ -123,7 +124,7 @@ func (s *subscription[T]) deleteKeyLocked(key string) {
 
 // mayHaveKeyLocked reports whether keys may hold a key with hash h: false when it surely
 // does not, so that the common case of a free key costs a counter read, not a map lookup.
-func (s *subscription[T]) mayHaveKeyLocked(h uint64) bool {
+func (s *subCore) mayHaveKeyLocked(h uint64) bool {
 	return s.keyCounts[h%64] > 0
 }
 

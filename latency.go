@@ -3,15 +3,13 @@ package eventbus
 import (
 	"math/bits"
 	"time"
+
+	"github.com/ae30fb47/eventbus/internal/window"
 )
 
 // latencySampleEvery is how often a worker times a handler attempt: one in this many, so
 // that reading the clock twice costs each attempt a small fraction of a nanosecond.
 const latencySampleEvery = 64
-
-// latencyWindow is how long each of the two windows of handler latencies lasts: the figures
-// a snapshot reports cover the last one to two windows.
-const latencyWindow = time.Minute
 
 // Buckets of the latency histogram: durations below 2^minLatencyExp ns share bucket 0; above,
 // each power of two is split into latencySubBuckets buckets, so a bucket's width is at most
@@ -59,26 +57,12 @@ func (h *histogram) record(d time.Duration) {
 	h.n++
 }
 
-// latencies is the histogram of a subscription's sampled handler attempts over two
-// windows: the current one and the one before it.
-type latencies struct {
-	cur, prev histogram
-	curStart  time.Time
-}
+// latencies is the histogram of a subscription's sampled handler attempts over the last
+// one to two minutes.
+type latencies struct{ window.Pair[histogram] }
 
-// record adds a sampled attempt of duration d that ended at now.
-func (l *latencies) record(now time.Time, d time.Duration) {
-	if now.Sub(l.curStart) >= latencyWindow {
-		if now.Sub(l.curStart) >= 2*latencyWindow {
-			l.prev = histogram{}
-		} else {
-			l.prev = l.cur
-		}
-		l.cur = histogram{}
-		l.curStart = now
-	}
-	l.cur.record(d)
-}
+// record adds a sampled attempt of duration d that ended at end (Unix nanoseconds).
+func (l *latencies) record(end int64, d time.Duration) { l.Current(end).record(d) }
 
 // Latency summarizes the durations of a subscription's handler attempts: a sample of one in
 // 64 attempts, over the last one to two minutes. Each quantile is the upper bound of the
@@ -89,20 +73,13 @@ type Latency struct {
 	P50, P95, P99 time.Duration
 }
 
-// summary returns the quantiles of the two windows together, as of now: a window that ended
-// more than a window ago is left out.
-func (l *latencies) summary(now time.Time) Latency {
-	var merged histogram
-	age := now.Sub(l.curStart)
-	if age < 2*latencyWindow {
-		merged = l.cur
-		if age < latencyWindow {
-			for i, c := range l.prev.counts {
-				merged.counts[i] += c
-			}
-			merged.n += l.prev.n
-		}
+// summary returns the quantiles of the two windows together, as of now.
+func (l *latencies) summary(now int64) Latency {
+	merged, prev := l.Recent(now)
+	for i, c := range prev.counts {
+		merged.counts[i] += c
 	}
+	merged.n += prev.n
 	return Latency{
 		Samples: merged.n,
 		P50:     merged.quantile(0.50),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -206,5 +207,141 @@ func TestStallSeenWhenAWorkerGoesIdle(t *testing.T) {
 		}
 		close(gateC)
 		closeBus(t, b)
+	})
+}
+
+// TestFanOutHoldsNoRoomWhileItWaits: topic x has subscribers a then b (buffer 1,
+// concurrency 1 each), and b's handler publishes to x. With b busy, an outside publisher
+// that found a with room and b full must not keep a's room while it waits for b: b's
+// handler then needs that room, and neither would ever return.
+func TestFanOutHoldsNoRoomWhileItWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		x := NewTopic[int]("x")
+		gate := make(chan struct{})
+		var handledA, handledB atomic.Int32
+		opts := []SubscribeOption{WithBuffer(1), WithConcurrency(1)}
+		mustSubscribe(t, b, x, "a", func(context.Context, Event[int]) error {
+			handledA.Add(1)
+			return nil
+		}, opts...)
+		republished := make(chan error, 1)
+		mustSubscribe(t, b, x, "b", func(ctx context.Context, ev Event[int]) error {
+			handledB.Add(1)
+			if ev.Payload == 1 {
+				<-gate
+				republished <- Publish(ctx, b, x, 3)
+			}
+			return nil
+		}, opts...)
+		mustPublish(t, b, x, 1) // b's handler is now busy with it, b full
+		synctest.Wait()
+		outside := make(chan error, 1)
+		go func() { outside <- Publish(context.Background(), b, x, 2) }()
+		synctest.Wait() // the outside publisher waits for b
+		close(gate)
+		synctest.Wait()
+		select {
+		case err := <-republished:
+			if err != nil {
+				t.Errorf("Publish from b's handler = %v; want nil", err)
+			}
+		default:
+			t.Error("b's handler still waits for room in a, held by a publisher that waits for b: deadlock")
+		}
+		select {
+		case err := <-outside:
+			if err != nil {
+				t.Errorf("outside Publish = %v; want nil", err)
+			}
+		default:
+			t.Error("the outside publisher still waits for b: deadlock")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		b.Close(ctx)
+		if handledA.Load() != 3 || handledB.Load() != 3 {
+			t.Errorf("a handled %d, b %d; want 3 each", handledA.Load(), handledB.Load())
+		}
+	})
+}
+
+// TestFanOutWithARelayUnderLoad is the plain-load shape of the same deadlock: outside
+// publishers and a relay subscriber that republishes to its own topic, under small buffers.
+func TestFanOutWithARelayUnderLoad(t *testing.T) {
+	for _, conc := range []int{1, 2} {
+		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
+			b := New(WithLogger(discardLogger))
+			x := NewTopic[hop]("x")
+			var handled atomic.Int64
+			opts := []SubscribeOption{WithBuffer(4), WithConcurrency(conc)}
+			mustSubscribe(t, b, x, "sink", func(context.Context, Event[hop]) error {
+				handled.Add(1)
+				return nil
+			}, opts...)
+			mustSubscribe(t, b, x, "relay", func(ctx context.Context, ev Event[hop]) error {
+				handled.Add(1)
+				if ev.Payload.TTL == 0 {
+					return nil
+				}
+				return Publish(ctx, b, x, hop{ev.Payload.TTL - 1})
+			}, opts...)
+			runWithin(t, 20*time.Second, func() {
+				var wg sync.WaitGroup
+				for range 4 {
+					wg.Go(func() {
+						for range 300 {
+							if err := Publish(context.Background(), b, x, hop{TTL: 2}); err != nil {
+								t.Errorf("Publish() = %v", err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				closeBus(t, b)
+			})
+			// Each outside event makes 3 events (TTL 2, 1, 0), each handled by both.
+			if want := int64(4 * 300 * 3 * 2); handled.Load() != want {
+				t.Errorf("handled %d; want %d", handled.Load(), want)
+			}
+		})
+	}
+}
+
+// TestWaitingHandlerLetsItsOutcomeIn: X's handler publishes WithWait to Y, whose handler
+// publishes back to X, full with the event X's handler is running. A handler waiting for
+// an outcome is blocked in a Publish as much as one waiting for room: X is stalled, and
+// Y's publish gets in, or neither would ever return.
+func TestWaitingHandlerLetsItsOutcomeIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		x, y := NewTopic[string]("x"), NewTopic[string]("y")
+		waited := make(chan error, 1)
+		var handledX atomic.Int32
+		mustSubscribe(t, b, x, "x", func(ctx context.Context, ev Event[string]) error {
+			handledX.Add(1)
+			if ev.Payload == "start" {
+				waited <- Publish(ctx, b, y, "ask", WithWait())
+			}
+			return nil
+		}, WithBuffer(1), WithConcurrency(1))
+		mustSubscribe(t, b, y, "y", func(ctx context.Context, ev Event[string]) error {
+			return Publish(ctx, b, x, "answer")
+		}, WithBuffer(1), WithConcurrency(1))
+		mustPublish(t, b, x, "start")
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Errorf("Publish(WithWait) from X's handler = %v; want nil", err)
+			}
+		default:
+			t.Fatal("X's handler still waits for Y, whose handler waits for room in X: deadlock")
+		}
+		closeBus(t, b)
+		if handledX.Load() != 2 {
+			t.Errorf("X handled %d events; want 2", handledX.Load())
+		}
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/ae30fb47/eventbus/internal/window"
 )
 
 // subStats are a subscription's counters, guarded by its mu. Workers update them in the
@@ -16,7 +18,7 @@ type subStats struct {
 	retries      uint64 // failed attempts followed by a retry
 	deadLettered uint64
 	latency      latencies
-	outcomes     outcomeWindows // recent ended and dead-lettered events, for Health
+	outcomes     window.Pair[outcomeCounts] // recent ended and dead-lettered events, for Health
 }
 
 // Stats is a snapshot of a bus's counters: per topic, and per subscription within it. Taking
@@ -75,7 +77,7 @@ func (b *Bus) Stats() Stats {
 	for i := range st.Topics {
 		byTopic[st.Topics[i].Name] = &st.Topics[i]
 	}
-	now := time.Now()
+	now := time.Now().UnixNano()
 	for _, s := range subs {
 		ss := s.core.snapshot(now)
 		if t := byTopic[ss.Topic]; t != nil {
@@ -89,10 +91,10 @@ func (b *Bus) Stats() Stats {
 }
 
 // Stats returns a snapshot of the subscription's counters; see [Bus.Stats].
-func (s *Subscription) Stats() SubscriptionStats { return s.core.snapshot(time.Now()) }
+func (s *Subscription) Stats() SubscriptionStats { return s.core.snapshot(time.Now().UnixNano()) }
 
-// snapshot returns the subscription's counters as of now.
-func (c *subCore) snapshot(now time.Time) SubscriptionStats {
+// snapshot returns the subscription's counters as of now (Unix nanoseconds).
+func (c *subCore) snapshot(now int64) SubscriptionStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	held := int(c.held.Load() - c.unheld)

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ae30fb47/eventbus/internal/window"
 	"github.com/google/uuid"
 )
 
@@ -108,7 +109,7 @@ func TestStatsLatency(t *testing.T) {
 				t.Errorf("Latency = %+v; want each quantile within [5ms, 5.625ms]", lat)
 			}
 		}
-		time.Sleep(2 * latencyWindow)
+		time.Sleep(2 * time.Duration(window.Length))
 		if lat := sub.Stats().Latency; lat.Samples != 0 {
 			t.Errorf("Latency two windows later = %+v; want no samples", lat)
 		}
@@ -149,23 +150,25 @@ func TestLatencyHistogramBounds(t *testing.T) {
 	}
 }
 
+// TestLatencyWindows: a summary covers the samples of the last one to two windows.
 func TestLatencyWindows(t *testing.T) {
 	var l latencies
-	start := time.Unix(1000, 0)
+	minute := window.Length
+	start := 1000 * minute
 	l.record(start, time.Millisecond)
-	l.record(start.Add(latencyWindow/2), time.Millisecond)
-	if s := l.summary(start.Add(latencyWindow / 2)); s.Samples != 2 {
+	l.record(start+minute/2, time.Millisecond)
+	if s := l.summary(start + minute/2); s.Samples != 2 {
 		t.Errorf("within the first window: %d samples; want 2", s.Samples)
 	}
-	l.record(start.Add(latencyWindow+time.Second), 2*time.Millisecond) // rotates
-	if s := l.summary(start.Add(latencyWindow + 2*time.Second)); s.Samples != 3 {
+	l.record(start+minute+1, 2*time.Millisecond) // rotates
+	if s := l.summary(start + minute + 2); s.Samples != 3 {
 		t.Errorf("in the second window: %d samples; want 3 (both windows)", s.Samples)
 	}
-	if s := l.summary(start.Add(2*latencyWindow + 2*time.Second)); s.Samples != 1 {
+	if s := l.summary(start + 2*minute + 2); s.Samples != 1 {
 		t.Errorf("after the second window: %d samples; want 1 (the previous window dropped)", s.Samples)
 	}
-	l.record(start.Add(4*latencyWindow), time.Millisecond) // both windows are stale
-	if s := l.summary(start.Add(4 * latencyWindow)); s.Samples != 1 {
+	l.record(start+4*minute, time.Millisecond) // both windows are stale
+	if s := l.summary(start + 4*minute); s.Samples != 1 {
 		t.Errorf("after a gap of two windows: %d samples; want 1", s.Samples)
 	}
 }

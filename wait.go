@@ -45,3 +45,14 @@ func (w *waiter) wait(ctx context.Context) error {
 		return fmt.Errorf("eventbus: published, stopped waiting for subscribers: %w", ctx.Err())
 	}
 }
+
+// waitFrom is wait for a publisher that may be a handler of b: while it waits, it counts
+// as blocked in a publish, so that its subscription may be stalled (see stalledLocked) and
+// let in over its buffer the events that the outcome waited for depends on.
+func (w *waiter) waitFrom(ctx context.Context, b *Bus) error {
+	if from := publishingHandler(ctx, b); from != nil {
+		from.blockPublisher()
+		defer from.unblockPublisher()
+	}
+	return w.wait(ctx)
+}

@@ -82,11 +82,10 @@ type pendingPublish[T any] struct {
 
 func (q *pendingPublish[T]) payloadAny() any { return q.payload }
 
+// send publishes the event with a copy of p's Metadata as it is now, so that what the
+// middleware writes to p.Metadata after next returns never reaches the handlers.
 func (q *pendingPublish[T]) send(ctx context.Context, p *Publication) error {
-	q.pc.md, q.pc.ownMD = p.Metadata, true
-	if len(q.pc.md) == 0 {
-		q.pc.md = nil
-	}
+	q.pc.md, q.pc.ownMD = p.Metadata.clone(), true
 	return publishTo(ctx, q.b, q.ts, q.topic, q.payload, &q.pc)
 }
 

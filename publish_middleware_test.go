@@ -117,3 +117,30 @@ func TestPublishMiddlewareAllocations(t *testing.T) {
 		t.Errorf("%.1f allocations per Publish through middleware; want at most 2", allocs)
 	}
 }
+
+// TestPublishMiddlewareWritesAfterNextDoNotReachHandlers: what handlers get is the
+// Metadata as it was when the innermost PublishFunc ran.
+func TestPublishMiddlewareWritesAfterNextDoNotReachHandlers(t *testing.T) {
+	written := make(chan struct{})
+	b := New(WithPublishMiddleware(func(next PublishFunc) PublishFunc {
+		return func(ctx context.Context, p *Publication) error {
+			p.Metadata["before"] = "1"
+			err := next(ctx, p)
+			p.Metadata["after"] = "1"
+			close(written)
+			return err
+		}
+	}))
+	got := make(chan Metadata, 1)
+	mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+		<-written
+		got <- ev.Metadata
+		return nil
+	})
+	mustPublish(t, b, orders, order{})
+	md := <-got
+	closeBus(t, b)
+	if md["before"] != "1" || md["after"] != "" || len(md) != 1 {
+		t.Errorf("handler's Metadata = %v; want only what the middleware wrote before next", md)
+	}
+}
