@@ -100,3 +100,47 @@ func TestUserClosedHandler(t *testing.T) {
 		t.Errorf("Close() with NoCallbacksAfterClientClose = %v; want nil, without waiting for a callback that never comes", err)
 	}
 }
+
+// Close keeps to its ctx when a local subscriber of a forwarded topic is slow and full: a
+// publisher waiting for that subscriber holds no room in the bridge's forwarding
+// subscription, so draining it does not wait for the slow handler.
+func TestCloseHonoursCtxBesideASlowSubscriber(t *testing.T) {
+	s := startServer(t)
+	b := newBus(t, "bus")
+	br, err := natsbridge.Connect(t.Context(), b, testConfig(s), natsbridge.Forward(steps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	mustSubscribe(t, b, steps, "slow", func(ctx context.Context, _ eventbus.Event[step]) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}, eventbus.WithBuffer(1), eventbus.WithConcurrency(1))
+	if err := eventbus.Publish(t.Context(), b, steps, step{Key: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan error, 1)
+	go func() { published <- eventbus.Publish(context.Background(), b, steps, step{Key: "2"}) }()
+	time.Sleep(50 * time.Millisecond) // the publisher waits for the slow subscriber
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() {
+		br.Close(ctx)
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Errorf("Bridge.Close(100ms) has not returned after 2s; want it within about its ctx")
+	}
+	close(release)
+	<-closed
+	if err := <-published; err != nil {
+		t.Errorf("Publish() = %v; want nil", err)
+	}
+}

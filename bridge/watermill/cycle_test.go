@@ -3,6 +3,7 @@ package watermillbus_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,4 +132,60 @@ func TestCQRSCycle(t *testing.T) {
 		}
 	}
 	waitCycle(t, &done)
+}
+
+// TestRouterFanOutRelay runs the shape that deadlocked a fan-out before publishers stopped
+// holding room while they wait: topic X has two consumer groups, a sink and a relay that
+// publishes each message back to X (with the handled message's context) until it has made
+// two hops, while outside publishers keep X's small subscriptions full.
+func TestRouterFanOutRelay(t *testing.T) {
+	const publishers, each, hops = 4, 300, 2
+	for _, concurrency := range []int{1, 2} {
+		t.Run("concurrency="+strconv.Itoa(concurrency), func(t *testing.T) {
+			ps := newPubSub(t, watermillbus.Config{Buffer: 4, Concurrency: concurrency})
+			router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			router.AddMiddleware(watermillbus.PropagateContext)
+			var sunk, relayed atomic.Int64
+			router.AddConsumerHandler("sink", "X", ps.NewSubscriber("sink"), func(*message.Message) error {
+				sunk.Add(1)
+				return nil
+			})
+			router.AddHandler("relay", "X", ps.NewSubscriber("relay"), "X", ps, func(msg *message.Message) ([]*message.Message, error) {
+				relayed.Add(1)
+				hop, _ := strconv.Atoi(msg.Metadata.Get("hop"))
+				if hop == hops {
+					return nil, nil
+				}
+				return []*message.Message{newMsg(string(msg.Payload), "hop", strconv.Itoa(hop+1))}, nil
+			})
+			stop := runRouter(t, router)
+			defer stop()
+			ctx := seedContext(t)
+			var wg sync.WaitGroup
+			for p := range publishers {
+				wg.Go(func() {
+					for i := range each {
+						msg := newMsg(strconv.Itoa(p)+"-"+strconv.Itoa(i), "hop", "0")
+						msg.SetContext(ctx)
+						if err := ps.Publish("X", msg); err != nil {
+							t.Errorf("Publish() = %v; want nil (deadlocked?)", err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			want := int64(publishers * each * (hops + 1))
+			deadline := time.Now().Add(waitFor)
+			for (sunk.Load() < want || relayed.Load() < want) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if sunk.Load() != want || relayed.Load() != want {
+				t.Errorf("sink handled %d, relay %d; want %d each (deadlocked?)", sunk.Load(), relayed.Load(), want)
+			}
+		})
+	}
 }
