@@ -82,7 +82,6 @@ func deliverWaiting[T any](ctx context.Context, b *Bus, subs []*subscription[T],
 		rooms, over = make([]room, n), make([]bool, n)
 	}
 	rooms, over = rooms[:n], over[:n]
-	first := full // where reserving starts: the subscription last waited for
 	from := publishingHandler(ctx, b)
 	var blocking *subCore // from, once counted as blocked in a publish
 	defer unblockPublisher(&blocking)
@@ -90,40 +89,19 @@ func deliverWaiting[T any](ctx context.Context, b *Bus, subs []*subscription[T],
 		if r == roomClosed {
 			return ErrClosed
 		}
-		if r == roomNone {
-			if !subs[full].spinForRoom(ctx, from != nil) {
-				if from != nil && blocking == nil {
-					from.blockPublisher()
-					blocking = from
-				}
-				letIn, err := subs[full].awaitRoom(ctx, from)
-				if err != nil {
-					return err
-				}
-				over[full] = over[full] || letIn
+		if r == roomNone && !subs[full].spinForRoom(ctx, from != nil) {
+			if from != nil && blocking == nil {
+				from.blockPublisher()
+				blocking = from
 			}
+			letIn, err := subs[full].awaitRoom(ctx, from)
+			if err != nil {
+				return err
+			}
+			over[full] = over[full] || letIn
 		}
-		// Reserve in every subscription, from the one waited for on.
-		clear(rooms)
-		first, full = full, -1
-		for k := range n {
-			i := first + k
-			if i >= n {
-				i -= n
-			}
-			if r = subs[i].reserve(over[i]); r == roomNone || r == roomClosed {
-				full = i
-				break
-			}
-			rooms[i] = r
-		}
-		if full < 0 {
+		if full, r = reserveAll(subs, rooms, over, full); full < 0 {
 			break
-		}
-		for i, r := range rooms { // give back the room taken before subs[full]
-			if r.held() {
-				subs[i].cancelRoom()
-			}
 		}
 	}
 	live := 0
@@ -150,6 +128,29 @@ func deliverWaiting[T any](ctx context.Context, b *Bus, subs []*subscription[T],
 		s.commit(o, rooms[i])
 	}
 	return nil
+}
+
+// reserveAll reserves room in every subscription, from subs[first] on around, into rooms,
+// over the buffer where over allows; it returns -1, or the subscription that was full or
+// closed and its room, having given back the room taken in the others.
+func reserveAll[T any](subs []*subscription[T], rooms []room, over []bool, first int) (full int, r room) {
+	clear(rooms)
+	for k := range subs {
+		i := first + k
+		if i >= len(subs) {
+			i -= len(subs)
+		}
+		if r = subs[i].reserve(over[i]); r == roomNone || r == roomClosed {
+			for j, r := range rooms {
+				if r.held() {
+					subs[j].cancelRoom()
+				}
+			}
+			return i, r
+		}
+		rooms[i] = r
+	}
+	return -1, r
 }
 
 // unblockPublisher ends the count of a handler as blocked in a publish, if it was counted.

@@ -362,22 +362,10 @@ func (w *worker[T]) settleLocked() bool {
 		}
 		i := b.slot[j]
 		if i < 0 {
-			next := int32(-1)
-			if b.ev[j].Key != "" {
-				next = s.releaseKeyLocked(w.keys, j)
-			}
-			if err == nil || err == errDuplicate { // the common case
-				if next >= 0 {
-					s.pushReadyLocked(next)
-				}
-				if err == errDuplicate {
-					s.stats.duplicates++
-				}
+			if i = w.settleFromIntakeLocked(j, err); i < 0 {
 				fromIntake++
 				continue
 			}
-			i = s.slotForLocked(&b.ev[j], next)
-			b.slot[j] = i
 		}
 		switch {
 		case err == nil || err == errDuplicate:
@@ -402,6 +390,29 @@ func (w *worker[T]) settleLocked() bool {
 		b.sample.taken = false
 	}
 	return b.dead > 0
+}
+
+// settleFromIntakeLocked settles the batch's event at position j, taken straight from the
+// intake, whose attempt gave err: it releases the event's key to the next event with that
+// key, and returns -1 if the event ended handled (the common case, which needs no slot),
+// or else the slot it now has, for the caller to settle it there.
+func (w *worker[T]) settleFromIntakeLocked(j int, err error) int32 {
+	s, b := w.s, &w.batch
+	next := int32(-1)
+	if b.ev[j].Key != "" {
+		next = s.releaseKeyLocked(w.keys, j)
+	}
+	if err != nil && err != errDuplicate {
+		b.slot[j] = s.slotForLocked(&b.ev[j], next)
+		return b.slot[j]
+	}
+	if next >= 0 {
+		s.pushReadyLocked(next)
+	}
+	if err == errDuplicate {
+		s.stats.duplicates++
+	}
+	return -1
 }
 
 // handledLocked ends the event in slot i as handled, or as a repeat skipped by
