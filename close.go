@@ -11,9 +11,10 @@ import (
 
 // Shutdown: Bus.Close and Subscription.Close drain subscriptions in the same two steps.
 //
-//  1. Draining: the subscriptions take no events from outside (Publish returns ErrClosed,
-//     or skips a removed subscription), but their handlers may still publish, so that
-//     chains of events finish; the closer waits until every subscription is empty at once.
+//  1. Draining: the subscriptions take no events from outside (Bus.Close seals them, and
+//     Publish returns ErrClosed, even to a publisher already waiting for room; a removed
+//     subscription is skipped), but their handlers may still publish, so that chains of
+//     events finish; the closer waits until every subscription is empty at once.
 //  2. Closing: each subscription stops taking events at all (stateClosing), and its workers
 //     exit once it is empty.
 //
@@ -42,15 +43,16 @@ func newShutdown() shutdown {
 
 // Close shuts the bus down gracefully, in the manner of http.Server.Shutdown:
 //
-//  1. [Publish] and [Subscribe] return [ErrClosed] from now on, except that handlers (and
-//     dead-letter hooks) may still publish with the ctx they were given, so that chains of
-//     events finish.
+//  1. [Publish] and [Subscribe] return [ErrClosed] from now on, a Publish already waiting
+//     for room included, except that handlers (and dead-letter hooks) may still publish
+//     with the ctx they were given, so that chains of events finish.
 //  2. Accepted events are still handled, with their retries, until every subscription is
 //     empty; then the workers exit and Close returns nil.
 //  3. If ctx ends first, handlers' contexts are cancelled, retry waits end, and every event
 //     not handled yet is dead-lettered with an error for which errors.Is(err, ErrClosed)
-//     holds. Close waits for running handlers to return and for those dead letters, then
-//     returns ctx.Err().
+//     holds; from then on every Publish returns ErrClosed, a handler's or hook's too. Close
+//     waits for running handlers to return and for those dead letters, then returns
+//     ctx.Err().
 //
 // When Close returns, no goroutine of the bus is left. Close may be called concurrently
 // and more than once: each call waits for the same shutdown, and the ctx of any caller that
@@ -61,27 +63,13 @@ func newShutdown() shutdown {
 // goes on, without a deadline, once that handler has returned, and a later Close from
 // outside waits for it (or cuts it short).
 func (b *Bus) Close(ctx context.Context) error {
+	subs, first := b.beginShutdown()
 	if publishingHandler(ctx, b) != nil {
-		if !b.sd.closed.Load() {
-			go b.Close(context.Background()) //nolint:errcheck // waited for by later Close calls
+		if first {
+			go b.finishShutdown(context.Background(), subs) //nolint:errcheck // waited for by later Close calls
 		}
 		return nil
 	}
-	b.mu.Lock()
-	first := !b.sd.closed.Load()
-	var subs []*Subscription
-	if first {
-		b.sd.closed.Store(true)
-		// Subscriptions that a Subscription.Close is draining are drained (or cut short)
-		// with the rest, so that none of their handlers outlives Close.
-		for s := range b.subs {
-			subs = append(subs, s)
-		}
-		for s := range b.closing {
-			subs = append(subs, s)
-		}
-	}
-	b.mu.Unlock()
 	if !first {
 		select {
 		case <-b.sd.done:
@@ -92,6 +80,34 @@ func (b *Bus) Close(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	return b.finishShutdown(ctx, subs)
+}
+
+// beginShutdown begins Close's step 1, once: it marks the bus closed and seals every
+// subscription, so that from now on only handlers and dead-letter hooks of the bus may
+// publish, and returns the subscriptions to drain, and whether this call began it.
+// Subscriptions that a Subscription.Close is draining are drained (or cut short) with the
+// rest, so that none of their handlers outlives Close.
+func (b *Bus) beginShutdown() (subs []*Subscription, first bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sd.closed.Load() {
+		return nil, false
+	}
+	b.sd.closed.Store(true)
+	for s := range b.subs {
+		subs = append(subs, s)
+		s.core.seal()
+	}
+	for s := range b.closing {
+		subs = append(subs, s)
+	}
+	return subs, true
+}
+
+// finishShutdown runs the rest of the shutdown that beginShutdown began, and returns its
+// result; see Close.
+func (b *Bus) finishShutdown(ctx context.Context, subs []*Subscription) error {
 	start := time.Now()
 	b.sd.err = b.shutdown(ctx, subs)
 	b.clock.shutdown()
@@ -242,11 +258,23 @@ func (s *Subscription) remove() {
 	})
 }
 
+// seal makes the subscription take events from handlers (and dead-letter hooks) of the bus
+// only: publishers outside waiting for room get ErrClosed. A Publish that reserved room
+// before is accepted, and is drained with the rest.
+func (c *subCore) seal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state.CompareAndSwap(stateOpen, stateSealed)
+	c.notifyRoomLocked()
+}
+
 // beginClose stops intake; the workers handle what was accepted, then exit.
 func (c *subCore) beginClose() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.state.CompareAndSwap(stateOpen, stateClosing)
+	if st := c.state.Load(); st == stateOpen || st == stateSealed {
+		c.state.Store(stateClosing)
+	}
 	c.notifyRoomLocked()
 	c.work.Broadcast()
 }

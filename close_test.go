@@ -624,3 +624,107 @@ func TestSubscriptionCloseKeepsToItsCtx(t *testing.T) {
 		closeBus(t, b)
 	})
 }
+
+// TestCloseFromAHandlerBeginsTheShutdownAtOnce: Close called from a handler returns nil at
+// once, and the shutdown has begun by then: outside publishers and Subscribe get
+// ErrClosed, and Health says closed, while the handler still runs.
+func TestCloseFromAHandlerBeginsTheShutdownAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		closed, proceed := make(chan error, 1), make(chan struct{})
+		var handled atomic.Int32
+		mustSubscribe(t, b, orders, "s", func(ctx context.Context, ev Event[order]) error {
+			if ev.Payload.ID == "closer" {
+				closed <- b.Close(ctx)
+				<-proceed
+			}
+			handled.Add(1)
+			return nil
+		}, WithConcurrency(1))
+		mustPublish(t, b, orders, order{ID: "closer"})
+		if err := <-closed; err != nil {
+			t.Errorf("Close(from a handler) = %v; want nil", err)
+		}
+		perr := Publish(context.Background(), b, orders, order{ID: "late"})
+		_, serr := Subscribe(b, orders, "late", func(context.Context, Event[order]) error { return nil })
+		closedNow := b.Health().Closed
+		close(proceed)
+		if !errors.Is(perr, ErrClosed) || !errors.Is(serr, ErrClosed) || !closedNow {
+			t.Errorf("after Close returned in a handler: Publish = %v, Subscribe = %v, Health().Closed = %v; want ErrClosed, ErrClosed, true", perr, serr, closedNow)
+		}
+		closeBus(t, b)
+		if handled.Load() != 1 {
+			t.Errorf("handled %d events; want 1, the late one refused", handled.Load())
+		}
+	})
+}
+
+// TestPublisherWaitingWhenCloseBeginsIsRefused: an outside publisher waiting for room when
+// Close begins gets ErrClosed, and the event reaches no one; the handlers of the events
+// accepted before may still publish, and Close drains them and returns nil.
+func TestPublisherWaitingWhenCloseBeginsIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		next := NewTopic[int]("next")
+		gate := make(chan struct{})
+		var chained atomic.Int32
+		mustSubscribe(t, b, next, "next", func(context.Context, Event[int]) error {
+			chained.Add(1)
+			return nil
+		})
+		var handled atomic.Int32
+		mustSubscribe(t, b, orders, "s", func(ctx context.Context, ev Event[order]) error {
+			if ev.Payload.ID == "first" {
+				<-gate
+			}
+			handled.Add(1)
+			return Publish(ctx, b, next, 1)
+		}, WithBuffer(1), WithConcurrency(1))
+		mustPublish(t, b, orders, order{ID: "first"}) // the buffer is full
+		synctest.Wait()
+		waiting := make(chan error, 1)
+		go func() { waiting <- Publish(context.Background(), b, orders, order{ID: "waiting"}) }()
+		synctest.Wait()
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(context.Background()) }()
+		synctest.Wait()
+		if err := <-waiting; !errors.Is(err, ErrClosed) {
+			t.Errorf("Publish waiting for room when Close began = %v; want ErrClosed", err)
+		}
+		close(gate)
+		if err := <-closed; err != nil {
+			t.Errorf("Close() = %v; want nil", err)
+		}
+		if handled.Load() != 1 || chained.Load() != 1 {
+			t.Errorf("handled %d, chained %d; want 1 and 1: the refused event nowhere, the accepted one's chain finished", handled.Load(), chained.Load())
+		}
+	})
+}
+
+// TestPublishRacingBusCloseIsRefused: a publisher that looked at a subscription before
+// Close began and reserves room only after Close sealed it is refused, and its event
+// reaches no one.
+func TestPublishRacingBusCloseIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		var handled atomic.Int32
+		sub := mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			handled.Add(1)
+			return nil
+		})
+		paused, resume := pauseBeforeReserve(sub)
+		published := make(chan error, 1)
+		go func() { published <- Publish(context.Background(), b, orders, order{}) }()
+		<-paused // the publisher saw the subscription open
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(context.Background()) }()
+		synctest.Wait()
+		close(resume)
+		if err := <-published; !errors.Is(err, ErrClosed) {
+			t.Errorf("Publish that reserved after Close began = %v; want ErrClosed", err)
+		}
+		if err := <-closed; err != nil || handled.Load() != 0 {
+			t.Errorf("Close() = %v, handled %d; want nil and 0", err, handled.Load())
+		}
+	})
+}

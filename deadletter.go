@@ -22,8 +22,10 @@ type DeadLetter struct {
 // HandleDeadLetter is called once per dead letter, from the subscription's worker goroutine,
 // before later events with the same key are handled; a slow hook slows its subscription. The
 // ctx is never cancelled, not even when Close's deadline has passed, and carries what a
-// handler's ctx carries, so the hook may [Publish] to a dead-letter topic. A returned error
-// (or a panic) is logged; the event counts as dead-lettered either way.
+// handler's ctx carries, so the hook may [Publish] to a dead-letter topic, while Close
+// drains the bus too. Once Close's deadline has passed, every subscription stops and that
+// Publish returns [ErrClosed]: return it, and the bus logs it with the dead letter. A
+// returned error (or a panic) is logged; the event counts as dead-lettered either way.
 type DeadLetterHandler interface {
 	HandleDeadLetter(ctx context.Context, dl DeadLetter) error
 }

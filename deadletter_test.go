@@ -370,3 +370,71 @@ func TestDeadLetterHookGoexitIsLogged(t *testing.T) {
 			calls.Load(), handled.Load(), st.DeadLettered, out)
 	}
 }
+
+// TestDeadLetterHookPublishesWhileCloseDrains: a hook publishing to a dead-letter topic of
+// the bus while Close drains gets in, and Close drains that topic too.
+func TestDeadLetterHookPublishesWhileCloseDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(WithLogger(discardLogger))
+		dlq := NewTopic[order]("order.dead")
+		var parked atomic.Int32
+		mustSubscribe(t, b, dlq, "parking", func(context.Context, Event[order]) error {
+			parked.Add(1)
+			return nil
+		})
+		gate := make(chan struct{})
+		mustSubscribe(t, b, orders, "s", func(context.Context, Event[order]) error {
+			<-gate
+			return Permanent(errFlaky)
+		}, WithConcurrency(1), WithDeadLetter(DeadLetterFunc(func(ctx context.Context, dl DeadLetter) error {
+			return Publish(ctx, b, dlq, dl.Event.Payload.(order))
+		})))
+		for range 3 {
+			mustPublish(t, b, orders, order{})
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(context.Background()) }()
+		synctest.Wait()
+		close(gate)
+		if err := <-closed; err != nil || parked.Load() != 3 {
+			t.Errorf("Close() = %v with %d dead letters parked; want nil and 3", err, parked.Load())
+		}
+	})
+}
+
+// TestDeadLetterHookPublishAfterCloseDeadlineIsLogged: once Close's deadline has passed, a
+// hook's Publish returns ErrClosed; a hook that returns it has the dead letter logged.
+func TestDeadLetterHookPublishAfterCloseDeadlineIsLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		var mu sync.Mutex
+		b := New(WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{&mu, &buf}, nil))))
+		dlq := NewTopic[order]("order.dead")
+		mustSubscribe(t, b, dlq, "parking", func(context.Context, Event[order]) error { return nil })
+		var refused atomic.Int32
+		mustSubscribe(t, b, orders, "s", func(ctx context.Context, _ Event[order]) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, WithConcurrency(1), WithDeadLetter(DeadLetterFunc(func(ctx context.Context, dl DeadLetter) error {
+			err := Publish(ctx, b, dlq, dl.Event.Payload.(order))
+			if errors.Is(err, ErrClosed) {
+				refused.Add(1)
+			}
+			return err
+		})))
+		for range 3 {
+			mustPublish(t, b, orders, order{})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close() = %v; want %v", err, context.DeadlineExceeded)
+		}
+		mu.Lock()
+		logged := strings.Count(buf.String(), `msg="eventbus: dead-letter hook failed"`)
+		mu.Unlock()
+		if refused.Load() != 3 || logged != 3 {
+			t.Errorf("%d hook publishes refused, %d hook failures logged; want 3 and 3", refused.Load(), logged)
+		}
+	})
+}

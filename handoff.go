@@ -51,7 +51,7 @@ func (r room) held() bool { return r == roomInside || r == roomOver }
 func deliver[T any](ctx context.Context, b *Bus, subs []*subscription[T], o *outgoing[T]) error {
 	// The common case, room within every buffer at the first look, needs no bookkeeping.
 	for i, s := range subs {
-		if r := s.reserve(false); r != roomInside {
+		if r := s.reserve(false, false); r != roomInside {
 			for _, s := range subs[:i] {
 				s.cancelRoom()
 			}
@@ -85,6 +85,9 @@ func deliverWaiting[T any](ctx context.Context, b *Bus, subs []*subscription[T],
 	from := publishingHandler(ctx, b)
 	var blocking *subCore // from, once counted as blocked in a publish
 	defer unblockPublisher(&blocking)
+	if r == roomClosed && from != nil {
+		r = roomGone // deliver reserved as an outside publisher; a handler may be let in
+	}
 	for {
 		if r == roomClosed {
 			return ErrClosed
@@ -100,7 +103,7 @@ func deliverWaiting[T any](ctx context.Context, b *Bus, subs []*subscription[T],
 			}
 			over[full] = over[full] || letIn
 		}
-		if full, r = reserveAll(subs, rooms, over, full); full < 0 {
+		if full, r = reserveAll(subs, rooms, over, full, from != nil); full < 0 {
 			break
 		}
 	}
@@ -131,16 +134,17 @@ func deliverWaiting[T any](ctx context.Context, b *Bus, subs []*subscription[T],
 }
 
 // reserveAll reserves room in every subscription, from subs[first] on around, into rooms,
-// over the buffer where over allows; it returns -1, or the subscription that was full or
-// closed and its room, having given back the room taken in the others.
-func reserveAll[T any](subs []*subscription[T], rooms []room, over []bool, first int) (full int, r room) {
+// over the buffer where over allows, for a handler of the bus if handler is set; it returns
+// -1, or the subscription that was full or closed and its room, having given back the room
+// taken in the others.
+func reserveAll[T any](subs []*subscription[T], rooms []room, over []bool, first int, handler bool) (full int, r room) {
 	clear(rooms)
 	for k := range subs {
 		i := first + k
 		if i >= len(subs) {
 			i -= len(subs)
 		}
-		if r = subs[i].reserve(over[i]); r == roomNone || r == roomClosed {
+		if r = subs[i].reserve(over[i], handler); r == roomNone || r == roomClosed {
 			for j, r := range rooms {
 				if r.held() {
 					subs[j].cancelRoom()

@@ -30,12 +30,13 @@ var testHookBeforeReserve func(*subCore)
 
 // reserve takes room for one event without waiting: within the buffer, or over it if over
 // is set and the buffer is full. It returns roomNone if the buffer is full, roomGone or
-// roomClosed if the subscription no longer accepts events (see rejection).
-func (c *subCore) reserve(over bool) room {
+// roomClosed if the subscription no longer accepts events from this publisher, a handler
+// of the bus or not (see accepts and rejection).
+func (c *subCore) reserve(over, handler bool) room {
 	var n int64
 	for {
 		n = c.held.Load()
-		if c.state.Load() != stateOpen {
+		if !c.accepts(handler) {
 			return c.rejection()
 		}
 		if n >= int64(c.capacity) && !over {
@@ -51,7 +52,7 @@ func (c *subCore) reserve(over bool) room {
 	// The subscription may have begun to close between the look at its state and the
 	// reservation, and its workers exited, having seen nothing held: then the event must
 	// not be accepted. A close that begins after this look sees the reservation.
-	if c.state.Load() != stateOpen {
+	if !c.accepts(handler) {
 		c.cancelRoom()
 		return c.rejection()
 	}
@@ -88,8 +89,8 @@ func (c *subCore) cancelRoom() {
 }
 
 // spinForRoom lets other goroutines run a few times while the subscription is full, and
-// reports true as soon as it has room again (or no longer accepts events), for the caller
-// to reserve it. A worker that is draining frees room within microseconds, while a
+// reports true as soon as it has room again (or no longer accepts events from the caller),
+// for the caller to reserve it. A worker that is draining frees room within microseconds, while a
 // publisher that sleeps until woken costs both sides several microseconds per wake-up, and
 // the worker would drain the buffer and go to sleep meanwhile; so a publisher faster than
 // the handlers runs at their pace instead. A handler publishing (handler set) may be in a
@@ -102,7 +103,7 @@ func (c *subCore) spinForRoom(ctx context.Context, handler bool) bool {
 			return false
 		}
 		runtime.Gosched()
-		if c.held.Load() < int64(c.capacity) || c.state.Load() != stateOpen {
+		if c.held.Load() < int64(c.capacity) || !c.accepts(handler) {
 			return true
 		}
 		if handler && i%spinsPerLook == spinsPerLook-1 {
@@ -124,9 +125,10 @@ const (
 )
 
 // awaitRoom waits, holding no room, until the subscription looks to have room or no longer
-// accepts events (then it returns false and nil, for the caller to reserve again), or
-// until it is stalled and from, the subscription of the handler publishing, is not nil
-// (then it returns true: the caller may take room over the buffer), or until ctx ends.
+// accepts events from the caller (then it returns false and nil, for the caller to reserve
+// again), or until it is stalled and from, the subscription of the handler publishing, is
+// not nil (then it returns true: the caller may take room over the buffer), or until ctx
+// ends.
 func (c *subCore) awaitRoom(ctx context.Context, from *subCore) (over bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -136,7 +138,7 @@ func (c *subCore) awaitRoom(ctx context.Context, from *subCore) (over bool, err 
 	defer c.waiters.Add(-1)
 	for {
 		switch {
-		case c.held.Load() < int64(c.capacity) || c.state.Load() != stateOpen:
+		case c.held.Load() < int64(c.capacity) || !c.accepts(from != nil):
 			return false, nil
 		case from != nil && c.stalledLocked():
 			return true, nil
@@ -249,7 +251,7 @@ func (c *subCore) releasedLocked(n int64) {
 		c.notifyRoomLocked()
 	}
 	if n == 0 {
-		if c.state.Load() != stateOpen {
+		if c.state.Load() >= stateClosing {
 			c.work.Broadcast() // idle workers may exit now
 		}
 		if c.bus.sd.closed.Load() {

@@ -40,7 +40,11 @@ type TopicStats struct {
 // subscription's start; InFlight, Queued and Circuit are as of the snapshot.
 //
 // Every delivered event ends handled or dead-lettered, so Delivered - Handled - DeadLettered
-// events are still held: queued, running or waiting to retry.
+// events are still held: queued, running or waiting to retry. A worker counts the events of
+// a batch (up to 16 under a backlog) once the whole batch has run, so an event whose
+// handler has returned counts as held until then. InFlight + Queued may exceed Capacity by
+// the room publishers are reserving at that instant, and by the events that handlers
+// publishing in a cycle were let in over it (see [Publish]).
 type SubscriptionStats struct {
 	Topic, Name    string
 	Delivered      uint64 // events accepted into the subscription's buffer

@@ -127,9 +127,17 @@ type subState = uint32
 
 const (
 	stateOpen     subState = iota // accepting events
+	stateSealed                   // Bus.Close drains: accepting events from handlers only
 	stateClosing                  // rejecting new events, handling the accepted ones
 	stateAborting                 // rejecting new events, dead-lettering the accepted ones
 )
+
+// accepts reports whether the subscription takes events from a publisher: from any while
+// open, only from handlers (and dead-letter hooks) of the bus while sealed.
+func (c *subCore) accepts(handler bool) bool {
+	st := c.state.Load()
+	return st == stateOpen || handler && st == stateSealed
+}
 
 func newSubscription[T any](b *Bus, ts *topicState[T], topic, name string, h func(context.Context, Event[T]) error, cfg subscribeConfig) *subscription[T] {
 	s := &subscription[T]{

@@ -12,8 +12,9 @@ import (
 // share one Topic value (typically a package-level variable), so a payload of the wrong type
 // does not compile. A Topic carries no state and may be used with any number of buses.
 //
-// On one bus, a topic name is bound to the payload type of its first subscriber; publishing
-// or subscribing to the same name with another type returns an error.
+// On one bus, a topic name is bound to the payload type of its first subscriber for as long
+// as it has subscribers; publishing or subscribing to the same name with another type
+// returns an error.
 type Topic[T any] struct {
 	name string
 	id   uint32 // unique per NewTopic call: an index into each bus's topic cache

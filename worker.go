@@ -243,7 +243,7 @@ func (w *worker[T]) sleepLocked() bool {
 	s := w.s
 	s.flushLocked()
 	s.wakeIfStalledLocked() // with nothing for this worker, the busy ones may all be blocked
-	if s.state.Load() != stateOpen && s.held.Load() == 0 {
+	if s.state.Load() >= stateClosing && s.held.Load() == 0 {
 		return false
 	}
 	// Announce the sleep, forget any wake-up sent before (it may have found no worker
