@@ -118,9 +118,8 @@
 //
 // Publishers hand events to each subscriber through a lock-free ring: reserving room,
 // claiming a cell and publishing it are three atomic operations (a fourth counts the event
-// for Stats on the same cache line), and the lock is taken only
-// to wait for room or to wake a sleeping worker. Workers take events in batches sized by the
-// backlog (one at a time when there is none, so a slow handler holds up no other event; up
+// for Stats on the same cache line), and the lock is taken only to wait for room or to
+// wake a sleeping worker. Workers take events in batches sized by the backlog (one at a time when there is none, so a slow handler holds up no other event; up
 // to 16 under a backlog, where the events after a slow one in its batch wait for it while
 // the other workers take the rest) and take the subscription's lock once per batch. A
 // publisher wakes a worker only when all of them sleep; when events wait behind busy

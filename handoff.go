@@ -164,6 +164,27 @@ func unblockPublisher(blocking **subCore) {
 	}
 }
 
+// commitInPlace is the hand-off of the most common publish, alone: one subscription, with
+// a buffer no larger than its ring and room in it, and an event a record carries. It
+// reserves room, and writes the record straight into the cell that the room proves free
+// (see commit), sparing deliver's copy of it: 3 ns of the publisher's 48 alone, 6 of the
+// 91 of one subscriber end to end, in interleaved runs (docs/PERFORMANCE.md). It reports
+// false, holding nothing, if the subscription has no room within its buffer or no longer
+// accepts events: then the caller takes deliver's way.
+func (s *subscription[T]) commitInPlace(b *Bus, pc *publishConfig, payload T) bool {
+	if !s.roomIsCell || s.reserve(false, false) != roomInside {
+		return false
+	}
+	s.published.Add(1) // see deliver
+	c, pos := s.intake.ClaimFree(&s.tail)
+	r := &c.Val
+	r.nanos, r.rnd = pc.stamp(b)
+	r.key, r.md, r.payload = pc.key, pc.metadata(), payload
+	s.intake.Publish(c, pos)
+	s.nudgeWorkers()
+	return true
+}
+
 // commit hands o to the subscription, for which room r was reserved: into the intake if a
 // record carries it and r is within the buffer, else into the slots.
 func (s *subscription[T]) commit(o *outgoing[T], r room) {

@@ -68,6 +68,16 @@ func publishTo[T any](ctx context.Context, b *Bus, ts *topicState[T], topic stri
 	if ts == nil {
 		return pc.noSubscribers()
 	}
+	if subs := *ts.subs.Load(); len(subs) == 1 && pc.compact() && subs[0].commitInPlace(b, pc, payload) {
+		b.noteAccepted()
+		return nil
+	}
+	return publishOutgoing(ctx, b, ts, topic, payload, pc)
+}
+
+// publishOutgoing is publishTo past its common case, in a function of its own so that the
+// common case does not pay for zeroing the outgoing event on its stack.
+func publishOutgoing[T any](ctx context.Context, b *Bus, ts *topicState[T], topic string, payload T, pc *publishConfig) error {
 	var o outgoing[T]
 	o.rec.nanos, o.rec.rnd = pc.stamp(b)
 	o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.metadata(), payload

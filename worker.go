@@ -362,6 +362,10 @@ func (w *worker[T]) settleLocked() bool {
 		}
 		i := b.slot[j]
 		if i < 0 {
+			if err == nil && b.ev[j].Key == "" { // the common case, needing no slot and no key
+				fromIntake++
+				continue
+			}
 			if i = w.settleFromIntakeLocked(j, err); i < 0 {
 				fromIntake++
 				continue
