@@ -188,7 +188,7 @@ func (s *subscription[T]) commitInPlace(b *Bus, pc *publishConfig, payload T) bo
 // commit hands o to the subscription, for which room r was reserved: into the intake if a
 // record carries it and r is within the buffer, else into the slots.
 func (s *subscription[T]) commit(o *outgoing[T], r room) {
-	if r == roomInside && o.full == nil {
+	if r == roomInside && !o.hasFull {
 		if s.roomIsCell {
 			// The room proves the cell free: every intake position up to the tail belongs to
 			// a held event, and with this one fewer than capacity <= the ring's length were

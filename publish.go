@@ -82,10 +82,9 @@ func publishOutgoing[T any](ctx context.Context, b *Bus, ts *topicState[T], topi
 	o.rec.nanos, o.rec.rnd = pc.stamp(b)
 	o.rec.key, o.rec.md, o.rec.payload = pc.key, pc.metadata(), payload
 	if !pc.compact() {
-		full := new(Event[T]) // stays on the stack: nothing keeps o
-		o.rec.event(full, topic, b.source)
-		supplied(pc, full)
-		o.full, o.waits = full, pc.wait
+		o.rec.event(&o.full, topic, b.source)
+		supplied(pc, &o.full)
+		o.hasFull, o.waits = true, pc.wait
 	}
 	for {
 		subs := *ts.subs.Load()
@@ -112,16 +111,20 @@ func publishOutgoing[T any](ctx context.Context, b *Bus, ts *topicState[T], topi
 // the record cannot carry it (a supplied ID, time or source, or a waiting publisher), which
 // sends it into the subscriptions' slots.
 type outgoing[T any] struct {
-	rec   record[T]
-	full  *Event[T] // the whole envelope, or nil if rec carries it
-	waits bool      // the publisher waits for the outcomes (WithWait): deliver sets wait
-	wait  *waiter
+	rec record[T]
+	// full is the whole envelope if hasFull, else rec carries it. It is held by value: a
+	// pointer to an Event of the publisher's would escape through the generic calls that
+	// take o (their dictionaries hide what they keep), one allocation per publish.
+	full    Event[T]
+	hasFull bool
+	waits   bool // the publisher waits for the outcomes (WithWait): deliver sets wait
+	wait    *waiter
 }
 
 // envelope returns o's whole envelope as subscription s delivers it.
 func (o *outgoing[T]) envelope(s *subscription[T]) (ev Event[T]) {
-	if o.full != nil {
-		return *o.full
+	if o.hasFull {
+		return o.full
 	}
 	o.rec.event(&ev, s.topic, s.bus.source)
 	return ev
