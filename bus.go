@@ -64,6 +64,11 @@ func New(opts ...Option) *Bus {
 	return b
 }
 
+// DeadLetterHandler returns the bus's default dead-letter hook: the one given to [New] with
+// [WithDeadLetter], or the one that logs each dead letter. An adapter that installs a hook
+// of its own on its subscriptions (to count dead letters, say) hands them on to it.
+func (b *Bus) DeadLetterHandler() DeadLetterHandler { return b.deadLetter }
+
 // deliverDeadLetter calls the hook h (or the bus default if h is nil), logging its error,
 // its panic or its runtime.Goexit: a dead letter is never lost to a failing hook without a
 // trace.

@@ -88,6 +88,31 @@ func TestPublisherSuppliedEnvelope(t *testing.T) {
 	}
 }
 
+// WithTime supplies the Time as it is, the zero Time included (an event from a broker may
+// carry 0001-01-01T00:00:00Z), with or without publish middleware.
+func TestPublisherSuppliedZeroTime(t *testing.T) {
+	passThrough := func(next PublishFunc) PublishFunc { return next }
+	for name, opts := range map[string][]Option{"plain": nil, "publish middleware": {WithPublishMiddleware(passThrough)}} {
+		t.Run(name, func(t *testing.T) {
+			b := New(opts...)
+			got := make(chan time.Time, 2)
+			mustSubscribe(t, b, orders, "s", func(_ context.Context, ev Event[order]) error {
+				got <- ev.Time
+				return nil
+			}, WithConcurrency(1))
+			mustPublish(t, b, orders, order{}, WithTime(time.Time{}))
+			mustPublish(t, b, orders, order{})
+			closeBus(t, b)
+			if tm := <-got; !tm.IsZero() {
+				t.Errorf("WithTime(time.Time{}): Time = %v; want the zero Time", tm)
+			}
+			if tm := <-got; tm.IsZero() {
+				t.Error("without WithTime: Time is zero; want the time of publishing")
+			}
+		})
+	}
+}
+
 func TestPublisherSuppliedSource(t *testing.T) {
 	b := New(WithSource("billing"))
 	got := make(chan string, 2)

@@ -31,6 +31,20 @@ func TestDeadLetterHookPerSubscriptionOverridesBusDefault(t *testing.T) {
 	}
 }
 
+func TestBusDeadLetterHandlerIsTheDefault(t *testing.T) {
+	var dls recorder
+	b := New(WithDeadLetter(&dls))
+	defer closeBus(t, b)
+	if h := b.DeadLetterHandler(); h != DeadLetterHandler(&dls) {
+		t.Errorf("DeadLetterHandler() = %v; want the hook given to New", h)
+	}
+	plain := New()
+	defer closeBus(t, plain)
+	if h := plain.DeadLetterHandler(); h == nil {
+		t.Error("DeadLetterHandler() of a bus without WithDeadLetter = nil; want the logging hook")
+	}
+}
+
 func TestDefaultDeadLetterHookLogs(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex

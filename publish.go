@@ -135,7 +135,7 @@ func supplied[T any](pc *publishConfig, ev *Event[T]) {
 	if pc.id != uuid.Nil {
 		ev.ID = pc.id
 	}
-	if !pc.time.IsZero() {
+	if pc.timeSet {
 		ev.Time = pc.time
 	}
 	if pc.source != "" {

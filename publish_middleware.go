@@ -110,7 +110,7 @@ func publishThrough[T any](ctx context.Context, b *Bus, topic string, ts *topicS
 	if p.ID == uuid.Nil {
 		p.ID = idFrom(q.pc.nanos, q.pc.rnd)
 	}
-	if p.Time.IsZero() {
+	if !q.pc.timeSet {
 		p.Time = time.Unix(0, q.pc.nanos)
 	}
 	if pc.source != "" {

@@ -54,8 +54,8 @@ func WithWait() PublishOption { return PublishOption{set: fieldWait} }
 // came from a broker. uuid.Nil means "make one".
 func WithID(id uuid.UUID) PublishOption { return PublishOption{set: fieldID, id: id} }
 
-// WithTime sets the event's Time instead of the time of the Publish call. The zero time
-// means "now".
+// WithTime sets the event's Time instead of the time of the Publish call: t as it is, the
+// zero Time included, as an event received from a broker may carry 0001-01-01T00:00:00Z.
 func WithTime(t time.Time) PublishOption { return PublishOption{set: fieldTime, time: t} }
 
 // WithSubscriberRequired makes [Publish] return [ErrNoSubscribers] when the topic has no
@@ -78,6 +78,7 @@ type publishConfig struct {
 	md       Metadata
 	id       uuid.UUID
 	time     time.Time
+	timeSet  bool // WithTime was given: time is the Time, even if zero
 	wait     bool
 	required bool // see WithSubscriberRequired
 
@@ -117,7 +118,7 @@ func (c *publishConfig) metadata() Metadata {
 // compact reports whether an intake record can carry the event: no supplied ID, time or
 // source, and no waiter.
 func (c *publishConfig) compact() bool {
-	return c.id == uuid.Nil && c.time.IsZero() && c.source == "" && !c.wait
+	return c.id == uuid.Nil && !c.timeSet && c.source == "" && !c.wait
 }
 
 func (c *publishConfig) apply(opts []PublishOption) {
@@ -133,7 +134,7 @@ func (c *publishConfig) apply(opts []PublishOption) {
 		case fieldID:
 			c.id = o.id
 		case fieldTime:
-			c.time = o.time
+			c.time, c.timeSet = o.time, true
 		case fieldSource:
 			c.source = o.key
 		case fieldRequired:

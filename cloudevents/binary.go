@@ -62,7 +62,7 @@ func (e Event) WriteBinary(b Binding, set func(name, value string)) ([]byte, err
 	if e.Subject != "" {
 		set(b.Prefix+attrSubject, encode(e.Subject))
 	}
-	if !e.Time.IsZero() {
+	if e.HasTime() {
 		set(b.Prefix+attrTime, formatTime(e.Time))
 	}
 	if e.DataContentType != "" {

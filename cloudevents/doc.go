@@ -13,17 +13,27 @@
 //	Source           source
 //	Time             time (RFC 3339, UTC, nanoseconds)
 //	Key              the partitionkey extension (CloudEvents' Partitioning extension)
-//	Metadata         extensions, one per entry; "subject" and "dataschema" become those
-//	                 optional attributes (and must not be empty)
+//	Metadata         extensions, one per entry whose key is an extension name;
+//	                 "subject" and "dataschema" become those optional attributes;
+//	                 every other entry goes into the eventbusmetadata extension
 //	Payload          data: JSON (datacontenttype application/json), or, for a []byte
 //	                 payload, the bytes as they are (application/octet-stream)
 //	                 specversion is always 1.0
 //
-// Extension names must be 1 to 20 characters of a-z and 0-9, as the specification
-// recommends; a Metadata key that is not, or that names a context attribute (id, source,
-// type, time, ...) or partitionkey, is rejected with [ErrInvalid], never rewritten.
-// Extension values are strings; a JSON number or boolean received from another producer
-// is kept as its text ("42", "true").
+// Every Metadata entry crosses a broker and comes back equal, in either mode. CloudEvents
+// extension names are 1 to 20 characters of a-z and 0-9, as the specification recommends,
+// and values are Strings without control characters or noncharacters; an entry whose key
+// and non-empty value fit (traceparent, tenant, version) travels as the extension of that
+// name, which every CloudEvents consumer reads. Every other entry (correlationId,
+// x-request-id, a key named like a context attribute such as source, an empty value, a
+// value with a newline) travels inside one extension, [MetadataExtension]
+// ("eventbusmetadata"): a JSON object of strings, sorted by key, with the characters a
+// String may not hold escaped, so the event stays conformant. Only a key or value that is
+// not valid UTF-8 cannot travel: [FromEvent] refuses it with [ErrInvalid]. Extension values
+// received from another producer are strings; a JSON number or boolean is kept as its
+// text ("42", "true"). The time attribute follows RFC 3339 to the letter (lower-case
+// "t" and "z", leap seconds), and 0001-01-01T00:00:00Z is a time like any other
+// ([Event.HasTime]).
 //
 // # Modes
 //

@@ -8,8 +8,9 @@ import (
 // The kinds of [*Error]; test for them with errors.Is.
 var (
 	// ErrMalformed: the bytes are not a CloudEvent: not a JSON object, a duplicated member,
-	// trailing bytes, invalid UTF-8, a header given twice, or data that does not match its
-	// datacontenttype (malformed JSON, bad base64).
+	// trailing bytes, invalid UTF-8, a header given twice, data that does not match its
+	// datacontenttype (malformed JSON, bad base64), or an eventbusmetadata extension that
+	// is not a JSON object of strings (see [MetadataExtension]).
 	ErrMalformed = errors.New("cloudevents: malformed event")
 	// ErrInvalid: an attribute is missing, empty or of the wrong form: a required attribute
 	// absent, a specversion other than 1.0, an extension name outside [a-z0-9]{1,20}, a

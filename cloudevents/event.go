@@ -34,7 +34,16 @@ type Event struct {
 	// Data is the event's data: JSON text when DataContentType is a JSON media type (or
 	// absent and Data is valid JSON), the bytes as they are otherwise; nil when absent.
 	Data []byte
+
+	// timeSet says that the time attribute is present though Time is the zero Time
+	// (0001-01-01T00:00:00Z, a valid timestamp): set by the decoders and FromEvent, so
+	// that such a time survives a decode and re-encode.
+	timeSet bool
 }
+
+// HasTime reports whether e has the time attribute: Time is not the zero Time, or e was
+// decoded from an event whose time was 0001-01-01T00:00:00Z (or made by [FromEvent]).
+func (e Event) HasTime() bool { return e.timeSet || !e.Time.IsZero() }
 
 // PartitionKey is the extension that carries an event's ordering key (eventbus.Event.Key),
 // from CloudEvents' Partitioning extension.
@@ -85,8 +94,9 @@ func checkExtensionName(name string) error {
 	return nil
 }
 
-// checkString returns nil if s may be the value of a CloudEvents String: valid UTF-8
-// without control characters (the specification allows neither).
+// checkString returns nil if s may be the value of a CloudEvents String (CloudEvents 1.0,
+// "Type System"): valid UTF-8 (so no surrogate code points), without the control
+// characters U+0000-U+001F and U+007F-U+009F, and without Unicode noncharacters.
 func checkString(attr, s string) error {
 	if !utf8.ValidString(s) {
 		return invalid(attr, "not valid UTF-8")
@@ -95,8 +105,17 @@ func checkString(attr, s string) error {
 		if unicode.IsControl(r) {
 			return invalid(attr, fmt.Sprintf("control character %U not allowed", r))
 		}
+		if noncharacter(r) {
+			return invalid(attr, fmt.Sprintf("noncharacter %U not allowed", r))
+		}
 	}
 	return nil
+}
+
+// noncharacter reports whether r is one of Unicode's 66 noncharacters: U+FDD0-U+FDEF and
+// the last two code points of each plane (U+FFFE, U+FFFF, U+1FFFE, ... U+10FFFF).
+func noncharacter(r rune) bool {
+	return (r >= 0xfdd0 && r <= 0xfdef) || (r&0xfffe == 0xfffe && r <= 0x10ffff)
 }
 
 // Validate reports the first fault of e as an [*Error] of kind [ErrInvalid], or nil if e
@@ -130,16 +149,15 @@ func (e Event) Validate() error {
 		if err := checkString(attrDataContentType, e.DataContentType); err != nil {
 			return err
 		}
-		if _, _, err := mime.ParseMediaType(e.DataContentType); err != nil {
-			return invalid(attrDataContentType, "not a media type")
+		// RFC 2046 section 5.1: type "/" subtype, then parameters; mime.ParseMediaType
+		// alone accepts a type without a subtype.
+		if mt, _, err := mime.ParseMediaType(e.DataContentType); err != nil || !strings.Contains(mt, "/") {
+			return invalid(attrDataContentType, "not a media type (type/subtype, as RFC 2046 defines it)")
 		}
 	}
 	if e.DataSchema != "" {
-		if err := checkString(attrDataSchema, e.DataSchema); err != nil {
+		if err := checkDataSchema(e.DataSchema); err != nil {
 			return err
-		}
-		if u, err := url.Parse(e.DataSchema); err != nil || !u.IsAbs() {
-			return invalid(attrDataSchema, "not an absolute URI")
 		}
 	}
 	for name, value := range e.Extensions {
@@ -152,6 +170,21 @@ func (e Event) Validate() error {
 	}
 	if e.Data != nil && isJSON(e.DataContentType) && e.DataContentType != "" && !validJSON(e.Data) {
 		return invalid(memberData, "not valid JSON, though datacontenttype is "+e.DataContentType)
+	}
+	return nil
+}
+
+// checkDataSchema returns nil if s may be the dataschema attribute: a non-empty String
+// that is an absolute URI.
+func checkDataSchema(s string) error {
+	if s == "" {
+		return invalid(attrDataSchema, "empty")
+	}
+	if err := checkString(attrDataSchema, s); err != nil {
+		return err
+	}
+	if u, err := url.Parse(s); err != nil || !u.IsAbs() {
+		return invalid(attrDataSchema, "not an absolute URI")
 	}
 	return nil
 }

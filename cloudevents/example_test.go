@@ -51,13 +51,26 @@ func ExampleFromEvent() {
 }
 
 // Metadata names that are not valid extension names are rejected, not rewritten.
-func ExampleFromEvent_invalidExtension() {
-	ev := eventbus.Event[order]{ID: uuid.New(), Type: "order.created", Source: "/shop",
-		Metadata: eventbus.Metadata{"traceId": "abc"}}
-	_, err := cloudevents.FromEvent(ev)
-	fmt.Println(err)
+// Metadata keys that are not valid extension names (upper case, dashes, a context
+// attribute's name) travel inside the eventbusmetadata extension; the others as
+// extensions of their own.
+func ExampleFromEvent_metadata() {
+	ev := eventbus.Event[order]{ID: uuid.MustParse("0196b1f4-7c2a-7d3e-9f00-0123456789ab"),
+		Type: "order.created", Source: "/shop", Time: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC),
+		Metadata: eventbus.Metadata{"correlationId": "c-42", "source": "checkout", "version": "2"}}
+	e, err := cloudevents.FromEvent(ev)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(e.Extensions["version"])
+	fmt.Println(e.Extensions[cloudevents.MetadataExtension])
+	back, _ := cloudevents.ToEvent[order](e)
+	fmt.Println(back.Metadata)
 	// Output:
-	// cloudevents: invalid attribute "traceId": extension names must be characters of a-z and 0-9 only
+	// 2
+	// {"correlationId":"c-42","source":"checkout"}
+	// map[correlationId:c-42 source:checkout version:2]
 }
 
 // An incoming event is decoded for its registered topic and published on a local bus

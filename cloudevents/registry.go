@@ -42,11 +42,15 @@ func Register[T any](r *Registry, t eventbus.Topic[T]) error {
 		if err != nil {
 			return nil, err
 		}
+		hasTime := e.HasTime()
 		return func(ctx context.Context, b *eventbus.Bus, opts []eventbus.PublishOption) error {
 			all := make([]eventbus.PublishOption, 0, 5+len(opts))
 			all = append(all,
-				eventbus.WithID(ev.ID), eventbus.WithTime(ev.Time), eventbus.WithKey(ev.Key),
+				eventbus.WithID(ev.ID), eventbus.WithKey(ev.Key),
 				eventbus.WithMetadata(ev.Metadata), eventbus.WithEventSource(ev.Source))
+			if hasTime {
+				all = append(all, eventbus.WithTime(ev.Time))
+			}
 			return eventbus.Publish(ctx, b, t, ev.Payload, append(all, opts...)...)
 		}, nil
 	}
@@ -87,7 +91,7 @@ type Decoded struct {
 }
 
 // Publish publishes the event to its topic on bus b with its envelope intact: its ID, Time
-// (the time of publishing if it had none), Key, Metadata and Source, as [eventbus.WithID],
+// (the time of publishing if it had no time attribute; 0001-01-01T00:00:00Z stays), Key, Metadata and Source, as [eventbus.WithID],
 // [eventbus.WithTime], [eventbus.WithKey], [eventbus.WithMetadata] and
 // [eventbus.WithEventSource] set them; opts come after those (add [eventbus.WithWait] to
 // wait for the subscribers). It returns what [eventbus.Publish] returns; on a zero Decoded

@@ -36,7 +36,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Subject != "" {
 		b = appendMember(b, attrSubject, e.Subject)
 	}
-	if !e.Time.IsZero() {
+	if e.HasTime() {
 		b = appendMember(b, attrTime, formatTime(e.Time))
 	}
 	if e.DataContentType != "" {
@@ -85,13 +85,108 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 // without trailing zeros.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// parseTime parses the time attribute.
+// parseTime parses the time attribute, a Timestamp: an RFC 3339 date-time (section 5.6).
+// As RFC 3339 allows, "T" and "Z" may be lower case, the seconds may be 60 (a leap second,
+// which time.Time cannot hold: it becomes the first second of the next minute), and an
+// offset of -00:00 means UTC. The fraction is one digit or more, after a "."; digits past
+// the nanosecond are dropped. Anything else that Go's own RFC 3339 layout accepts (a ","
+// before the fraction, an offset hour of 24) is refused.
 func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	t, ok := parseRFC3339(s)
+	if !ok {
 		return time.Time{}, invalid(attrTime, "not an RFC 3339 timestamp")
 	}
 	return t, nil
+}
+
+// parseRFC3339 parses s by the grammar of RFC 3339 section 5.6:
+//
+//	date-time = full-date "T" full-time
+//	full-date = date-fullyear "-" date-month "-" date-mday   ; 4, 2 and 2 digits
+//	full-time = partial-time time-offset
+//	partial-time = time-hour ":" time-minute ":" time-second [time-secfrac]
+//	time-secfrac = "." 1*DIGIT
+//	time-offset = "Z" / time-numoffset
+//	time-numoffset = ("+" / "-") time-hour ":" time-minute
+//
+// with date-mday within the month (leap years counted), time-hour 00-23, time-minute
+// 00-59 and time-second 00-60.
+func parseRFC3339(s string) (time.Time, bool) {
+	digits := func(at, n int) (int, bool) {
+		if at+n > len(s) {
+			return 0, false
+		}
+		v := 0
+		for i := at; i < at+n; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return 0, false
+			}
+			v = v*10 + int(s[i]-'0')
+		}
+		return v, true
+	}
+	sep := func(at int, c byte) bool { return at < len(s) && (s[at] == c || s[at] == c|0x20) }
+	year, ok1 := digits(0, 4)
+	month, ok2 := digits(5, 2)
+	day, ok3 := digits(8, 2)
+	hour, ok4 := digits(11, 2)
+	minute, ok5 := digits(14, 2)
+	second, ok6 := digits(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || !sep(4, '-') || !sep(7, '-') || !sep(10, 'T') ||
+		!sep(13, ':') || !sep(16, ':') {
+		return time.Time{}, false
+	}
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || second > 60 {
+		return time.Time{}, false
+	}
+	i, nanos := 19, 0
+	if i < len(s) && s[i] == '.' {
+		i++
+		start := i
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			if i-start < 9 {
+				nanos = nanos*10 + int(s[i]-'0')
+			}
+		}
+		if i == start {
+			return time.Time{}, false
+		}
+		for n := i - start; n < 9; n++ {
+			nanos *= 10
+		}
+	}
+	offset := 0
+	switch {
+	case i == len(s)-1 && sep(i, 'Z'):
+	case i == len(s)-6 && (s[i] == '+' || s[i] == '-') && sep(i+3, ':'):
+		oh, ok1 := digits(i+1, 2)
+		om, ok2 := digits(i+4, 2)
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return time.Time{}, false
+		}
+		if offset = (oh*60 + om) * 60; s[i] == '-' {
+			offset = -offset
+		}
+	default:
+		return time.Time{}, false
+	}
+	// time.Date normalizes second 60 into the next minute; the offset is undone in UTC.
+	t := time.Date(year, time.Month(month), day, hour, minute, second, nanos, time.UTC)
+	return t.Add(-time.Duration(offset) * time.Second), true
+}
+
+// daysIn returns the number of days of month in year, by the Gregorian calendar.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // appendMember appends `,"name":"value"` to b.
@@ -231,6 +326,7 @@ func (e *Event) setAttribute(name, value string, specVersion *string) (bool, err
 		if e.Time, err = parseTime(value); err != nil {
 			return true, err
 		}
+		e.timeSet = true
 	case attrDataContentType:
 		e.DataContentType = value
 	case attrDataSchema:

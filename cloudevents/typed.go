@@ -2,7 +2,6 @@ package cloudevents
 
 import (
 	"encoding/json"
-	"maps"
 
 	"github.com/ae30fb47/eventbus"
 	"github.com/google/uuid"
@@ -19,17 +18,22 @@ const (
 // payload is marshalled with encoding/json, with datacontenttype application/json (and so
 // as encoding/json does it: invalid UTF-8 in a string becomes U+FFFD).
 //
-// FromEvent returns an [*Error] of kind [ErrInvalid] for a Metadata key that cannot be an
-// extension's name (see the package doc), partitionkey included, for an empty "subject" or
-// "dataschema" entry (CloudEvents has no empty value for either, and dropping it would
-// change the envelope), or for an envelope that makes an invalid event (see
-// [Event.Validate]): an empty Source, a control character in the Key. A payload that does not marshal gives an error of kind [ErrData].
+// Every Metadata entry travels: as an extension of its own when its key is a valid
+// extension name and its value a non-empty CloudEvents String; "subject" and "dataschema"
+// as those attributes when their values fit them; every other entry inside the
+// [MetadataExtension] extension. FromEvent returns an [*Error] of kind [ErrInvalid] for
+// a Metadata key or value that is not valid UTF-8, which no CloudEvent can carry, and for
+// an envelope that makes an invalid event (see [Event.Validate]): the nil UUID, an empty
+// Source, a control character in the Key. A payload that does not marshal gives an error
+// of kind [ErrData]. The time attribute is always written, the zero Time as
+// 0001-01-01T00:00:00Z.
 func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 	e := Event{
-		ID:     ev.ID.String(),
-		Source: ev.Source,
-		Type:   ev.Type,
-		Time:   ev.Time,
+		ID:      ev.ID.String(),
+		Source:  ev.Source,
+		Type:    ev.Type,
+		Time:    ev.Time,
+		timeSet: true,
 	}
 	if ev.ID == uuid.Nil {
 		return Event{}, invalid(attrID, "the nil UUID")
@@ -37,25 +41,28 @@ func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 	if len(ev.Metadata) > 0 || ev.Key != "" {
 		e.Extensions = make(map[string]string, len(ev.Metadata)+1)
 	}
+	var rest map[string]string
 	for name, value := range ev.Metadata {
-		switch name {
-		case attrSubject, attrDataSchema:
-			if value == "" { // the attribute would be absent, and the entry lost on the way back
-				return Event{}, invalid(name, "empty; CloudEvents requires it to be non-empty when present")
+		switch {
+		case name == attrSubject && value != "" && checkString(name, value) == nil:
+			e.Subject = value
+		case name == attrDataSchema && checkDataSchema(value) == nil:
+			e.DataSchema = value
+		case travelsAlone(name, value):
+			e.Extensions[name] = value
+		default:
+			if rest == nil {
+				rest = make(map[string]string)
 			}
-			if name == attrSubject {
-				e.Subject = value
-			} else {
-				e.DataSchema = value
-			}
-			continue
-		case PartitionKey:
-			return Event{}, invalid(name, "is reserved for the event's Key")
+			rest[name] = value
 		}
-		if err := checkExtensionName(name); err != nil {
+	}
+	if rest != nil {
+		v, err := encodeMetadata(rest)
+		if err != nil {
 			return Event{}, err
 		}
-		e.Extensions[name] = value
+		e.Extensions[MetadataExtension] = v
 	}
 	if ev.Key != "" {
 		e.Extensions[PartitionKey] = ev.Key
@@ -82,9 +89,11 @@ func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 //
 // The id must be a UUID in its canonical form (as FromEvent writes it), else ToEvent
 // returns an [*Error] of kind [ErrInvalid]; data that does not decode gives one of kind
-// [ErrData]. The extensions other than partitionkey, and the subject and dataschema
-// attributes, become Metadata (nil if there are none). The Time is that of e (the zero
-// Time if absent).
+// [ErrData]. Metadata (nil if empty) holds the extensions other than partitionkey, the
+// subject and dataschema attributes, and the members of the [MetadataExtension]
+// extension; that extension must be a JSON object of strings, none of them a key that the
+// others gave, else ToEvent returns an [*Error] of kind [ErrMalformed]. The Time is that
+// of e (the zero Time if absent).
 func ToEvent[T any](e Event) (eventbus.Event[T], error) {
 	var ev eventbus.Event[T]
 	id, err := parseID(e.ID)
@@ -96,26 +105,28 @@ func ToEvent[T any](e Event) (eventbus.Event[T], error) {
 	}
 	ev.ID, ev.Type, ev.Source, ev.Time = id, e.Type, e.Source, e.Time
 	ev.Key = e.Extensions[PartitionKey]
-	n := len(e.Extensions)
-	if ev.Key != "" {
-		n--
+	if len(e.Extensions) == 0 && e.Subject == "" && e.DataSchema == "" {
+		return ev, nil
+	}
+	md := make(eventbus.Metadata, len(e.Extensions)+2)
+	for name, value := range e.Extensions {
+		if name != PartitionKey && name != MetadataExtension {
+			md[name] = value
+		}
 	}
 	if e.Subject != "" {
-		n++
+		md[attrSubject] = e.Subject
 	}
 	if e.DataSchema != "" {
-		n++
+		md[attrDataSchema] = e.DataSchema
 	}
-	if n > 0 {
-		ev.Metadata = make(eventbus.Metadata, n)
-		maps.Copy(ev.Metadata, e.Extensions)
-		delete(ev.Metadata, PartitionKey)
-		if e.Subject != "" {
-			ev.Metadata[attrSubject] = e.Subject
+	if rest, ok := e.Extensions[MetadataExtension]; ok {
+		if err := decodeMetadata(rest, md); err != nil {
+			return eventbus.Event[T]{}, err
 		}
-		if e.DataSchema != "" {
-			ev.Metadata[attrDataSchema] = e.DataSchema
-		}
+	}
+	if len(md) > 0 {
+		ev.Metadata = md
 	}
 	return ev, nil
 }

@@ -31,6 +31,7 @@ type Bridge struct {
 	registry       *cloudevents.Registry
 	decoder        cloudevents.Decoder
 	stats          counters
+	outbound       *forwardDeadLetters // the forwards' dead-letter hook
 
 	maxAttempts int // deliveries of a received event, from cfg.Retry
 
@@ -71,6 +72,10 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 		closed:   make(chan struct{}),
 	}
 	br.maxAttempts = cfg.Retry.MaxAttempts // set by withDefaults
+	br.outbound = &forwardDeadLetters{next: cfg.DeadLetter, logger: cfg.Logger}
+	if br.outbound.next == nil {
+		br.outbound.next = b.DeadLetterHandler()
+	}
 	forwarded := map[string]bool{}
 	var received []string
 	for _, r := range routes {
@@ -273,6 +278,8 @@ func (br *Bridge) Close(ctx context.Context) error {
 //     retried publish).
 //   - ForwardFailures: publishes that failed (each retried or dead-lettered by
 //     PublishRetry).
+//   - ForwardDeadLetters: events of forwarded topics dead-lettered on the bus instead of
+//     forwarded, by reason (see [Forward]).
 //
 // Inbound, each delivery counts in Received and ends in exactly one of Handled,
 // AckFailures, Retried, HandedBack, DeadLettered or Dropped:
@@ -301,6 +308,7 @@ func (br *Bridge) Close(ctx context.Context) error {
 // A delivery without JetStream metadata, which a consumer never gives, is only logged.
 type Stats struct {
 	Forwarded, ForwardDuplicates, ForwardFailures uint64
+	ForwardDeadLetters                            ForwardDeadLetters
 
 	Received, Redelivered, Handled, AckFailures, Retried, NoSubscribers, UnknownTypes,
 	HandedBack, DeadLettered, Invalid, DeadLetterFailures, Dropped uint64
@@ -319,7 +327,7 @@ func (br *Bridge) Stats() Stats {
 	c := &br.stats
 	return Stats{
 		Forwarded: c.forwarded.Load(), ForwardDuplicates: c.forwardDuplicates.Load(),
-		ForwardFailures: c.forwardFailures.Load(),
+		ForwardFailures: c.forwardFailures.Load(), ForwardDeadLetters: br.outbound.stats(),
 
 		Received: c.received.Load(), Redelivered: c.redelivered.Load(), Handled: c.handled.Load(),
 		AckFailures: c.ackFailures.Load(), Retried: c.retried.Load(), NoSubscribers: c.noSubscribers.Load(),

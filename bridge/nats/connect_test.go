@@ -79,10 +79,10 @@ func TestForwardDeadLetters(t *testing.T) {
 	br := connect(t, a, cfg, natsbridge.Forward(steps))
 	count := func() int { return len(dls.all()) }
 
-	if err := eventbus.Publish(t.Context(), a, steps, step{}, eventbus.WithMetadata(eventbus.Metadata{"Trace_ID": "x"})); err != nil {
+	if err := eventbus.Publish(t.Context(), a, steps, step{}, eventbus.WithMetadata(eventbus.Metadata{"trace": "\xff"})); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return count() == 1 }, func() string { return "no dead letter for an invalid extension" })
+	eventually(t, 5*time.Second, func() bool { return count() == 1 }, func() string { return "no dead letter for a value that is not UTF-8" })
 	if dl := dls.all()[0]; dl.Attempts != 1 || !errors.Is(dl.Err, cloudevents.ErrInvalid) || dl.Subscriber != "nats-bridge" {
 		t.Errorf("dead letter = %+v; want 1 attempt by nats-bridge with cloudevents.ErrInvalid", dl)
 	}
@@ -95,8 +95,9 @@ func TestForwardDeadLetters(t *testing.T) {
 	if dl := dls.all()[1]; dl.Attempts != 3 || dl.Event.Key != "k" {
 		t.Errorf("dead letter = %+v; want the event with key k after 3 attempts", dl)
 	}
-	if st := br.Stats(); st.ForwardFailures != 3 || st.Forwarded != 0 {
-		t.Errorf("stats = %+v; want 3 forward failures, 0 forwarded", st)
+	want := natsbridge.ForwardDeadLetters{Invalid: 1, Failed: 1}
+	if st := br.Stats(); st.ForwardFailures != 3 || st.Forwarded != 0 || st.ForwardDeadLetters != want {
+		t.Errorf("stats = %+v; want 3 forward failures, 0 forwarded, dead letters %+v", st, want)
 	}
 }
 
@@ -117,8 +118,8 @@ func TestForwardOverMaxPayload(t *testing.T) {
 	if dl := dls.all()[0]; dl.Attempts != 1 || !errors.Is(dl.Err, nats.ErrMaxPayload) {
 		t.Errorf("dead letter after %d attempts with %v; want 1 attempt, nats.ErrMaxPayload", dl.Attempts, dl.Err)
 	}
-	if st := br.Stats(); st.Forwarded != 0 || st.ForwardFailures != 1 {
-		t.Errorf("stats %+v; want 1 forward failure, none forwarded", st)
+	if st := br.Stats(); st.Forwarded != 0 || st.ForwardFailures != 1 || st.ForwardDeadLetters != (natsbridge.ForwardDeadLetters{TooLarge: 1}) {
+		t.Errorf("stats %+v; want 1 forward failure, none forwarded, one dead letter too large", st)
 	}
 }
 

@@ -26,7 +26,9 @@ const (
 	HeaderOmitted = "Eventbus-Omitted"
 )
 
-// Reasons of a dead letter, in its HeaderReason.
+// Reasons of a dead letter: of a received event, in its HeaderReason; of an event of a
+// forwarded topic dead-lettered on the bus, in [ForwardDeadLetters] (invalid, toolarge,
+// failed or undelivered, each meaning the same for the forward).
 const (
 	ReasonInvalid     = "invalid"     // the message is not a CloudEvent of a received topic; no handler saw it
 	ReasonFailed      = "failed"      // a local subscriber failed on every attempt of the retry policy
@@ -35,6 +37,9 @@ const (
 	// ReasonNoSubscribers: the topic had no local subscriber on any attempt of the retry
 	// policy (eventbus.ErrNoSubscribers); no handler saw the event.
 	ReasonNoSubscribers = "nosubscribers"
+	// ReasonTooLarge: a forwarded event is over the server's max_payload; no retry can
+	// make it fit.
+	ReasonTooLarge = "toolarge"
 )
 
 // deadLetter publishes msg to its dead-letter subject, with the reason, the error and the

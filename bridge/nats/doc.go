@@ -26,8 +26,9 @@
 // Config.PublishRetry, and the stream stores it once thanks to Nats-Msg-Id if the retries
 // end within the stream's Duplicates window. When the retries run out, the event goes to
 // the dead-letter hook (Config.DeadLetter or the bus's), never silently away. Events
-// that cannot be encoded (a Metadata key that is not a valid CloudEvents extension name,
-// for instance) or that exceed the server's max_payload are dead-lettered at once.
+// that cannot be encoded (a Metadata value that is not valid UTF-8, for instance) or that
+// exceed the server's max_payload are dead-lettered at once. Each outbound dead letter
+// counts in Stats.ForwardDeadLetters by reason and is logged (see [Forward]).
 //
 // The bridge's connection keeps no reconnect buffer, so a publish while it is down fails
 // at once: the default PublishRetry rides out 57 to 71 seconds of outage (the sum of its

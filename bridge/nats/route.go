@@ -24,23 +24,26 @@ type Route struct {
 // Config.PublishConcurrency) and publishes each event in binary mode, with the
 // "ce-" headers of cloudevents.NATS and Nats-Msg-Id set to the event ID, to the subject
 // of its key's partition; the event counts as forwarded once JetStream acknowledged it.
+// Every Metadata entry crosses (see package cloudevents for the mapping).
 //
 // Events of one key are published one at a time, in the order the bus handles them, so
 // they are stored in that order. A publish that fails (broker down, no ack within
 // Config.PublishTimeout) is retried by the subscription's policy with the same
 // Nats-Msg-Id, so the stream stores it once if the retries end within its Duplicates
-// window; when the retries run out, the event is dead-lettered on the bus
-// (Config.DeadLetter). An event that cannot be encoded as a CloudEvent (a Metadata key
-// that is not a valid extension name, say) or is larger than the server's max_payload is
-// dead-lettered at once, with the reason.
+// window. An event that is not forwarded is dead-lettered on the bus, never dropped: when
+// the retries run out, at once if it cannot be a CloudEvent (a Metadata value that is not
+// valid UTF-8, say) or is larger than the server's max_payload, and at Close for what is
+// left. Each such dead letter counts in [Stats].ForwardDeadLetters by reason, is logged at
+// Warn (the first of each reason, then at most one per reason a minute, with the number
+// left unlogged), and goes to Config.DeadLetter, or the bus's hook without one. A
+// publisher that must know passes eventbus.WithWait: its Publish then returns the
+// forward's final error, an *eventbus.DeliveryError of the subscriber Config.Subscriber.
 func Forward[T any](t eventbus.Topic[T]) Route {
 	return Route{topic: t.Name(), forward: func(br *Bridge) (*eventbus.Subscription, error) {
 		opts := []eventbus.SubscribeOption{
 			eventbus.WithRetry(br.cfg.PublishRetry),
 			eventbus.WithConcurrency(br.cfg.PublishConcurrency),
-		}
-		if br.cfg.DeadLetter != nil {
-			opts = append(opts, eventbus.WithDeadLetter(br.cfg.DeadLetter))
+			eventbus.WithDeadLetter(br.outbound),
 		}
 		return eventbus.Subscribe(br.bus, t, br.cfg.Subscriber, func(ctx context.Context, ev eventbus.Event[T]) error {
 			e, err := cloudevents.FromEvent(ev)

@@ -178,3 +178,47 @@ func TestWeParseSDKJSON(t *testing.T) {
 		t.Errorf("ToEvent[[]byte](%s) = %v, %v; want [0 255]", data, raw.Payload, err)
 	}
 }
+
+// Metadata that cannot be extensions of their own (the event-design guides' correlationId,
+// a key named source) travel in one string extension that the SDK keeps as it is: through
+// the SDK and back, every entry is there.
+func TestMetadataSurvivesTheSDK(t *testing.T) {
+	md := eventbus.Metadata{
+		"source": "checkout", "version": "2", "correlationId": "c-42", "x-request-id": "r 1",
+		"empty": "", "line": "a\nb", "greeting": "Grüße",
+	}
+	ours, err := cloudevents.FromEvent(eventbus.Event[order]{
+		ID: uuid.New(), Type: "order.created", Source: "/shop", Time: time.Now(), Metadata: md,
+		Payload: order{ID: "o-1", Total: 1},
+	})
+	if err != nil {
+		t.Fatalf("FromEvent() = %v", err)
+	}
+	data, err := ours.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sdk event.Event
+	if err := json.Unmarshal(data, &sdk); err != nil {
+		t.Fatalf("sdk json.Unmarshal(%s) = %v", data, err)
+	}
+	checkSame(t, ours, &sdk)
+	if v := sdk.Extensions()["version"]; v != "2" {
+		t.Errorf("sdk extension version = %v; want 2, an extension of its own", v)
+	}
+	again, err := json.Marshal(&sdk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := cloudevents.Decoder{}.Structured(again)
+	if err != nil {
+		t.Fatalf("Structured(%s) = %v", again, err)
+	}
+	back, err := cloudevents.ToEvent[order](e)
+	if err != nil {
+		t.Fatalf("ToEvent() = %v", err)
+	}
+	if !maps.Equal(back.Metadata, md) {
+		t.Errorf("Metadata through the SDK = %q; want %q", back.Metadata, md)
+	}
+}
