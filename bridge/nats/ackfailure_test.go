@@ -27,7 +27,7 @@ func TestAckFailure(t *testing.T) {
 		eventbus.WithDeduplication(time.Minute, 100))
 
 	e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: "k", Payload: step{Key: "k"}}
-	rawPublish(t, s, cloudEventMsg(t, e, fmt.Sprintf("eventbus.%d.test.step", natsbridge.Partition("k", cfg.Partitions))))
+	rawPublish(t, s, cloudEventMsg(t, e, s.subject(natsbridge.Partition("k", cfg.Partitions), "test.step")))
 
 	// AckWait is 2s: the redelivery shows that the server never took the ack.
 	eventually(t, 15*time.Second, func() bool { st := br.Stats(); return st.AckFailures >= 1 && st.Redelivered >= 1 },

@@ -57,7 +57,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	for _, tt := range tests {
-		rawPublish(t, s, &nats.Msg{Subject: "eventbus.0.test.step", Header: tt.header, Data: []byte(tt.body)})
+		rawPublish(t, s, &nats.Msg{Subject: s.subject(0, "test.step"), Header: tt.header, Data: []byte(tt.body)})
 	}
 	// A good event behind them, in the same partition.
 	a := newBus(t, "bus-a")
@@ -84,7 +84,7 @@ func TestBadInput(t *testing.T) {
 		tt := tests[i] // dead letters come in the order of the partition
 		h := dl.Headers()
 		if h.Get(natsbridge.HeaderReason) != natsbridge.ReasonInvalid || !strings.Contains(h.Get(natsbridge.HeaderError), tt.want) ||
-			h.Get(natsbridge.HeaderSubject) != "eventbus.0.test.step" || dl.Subject() != "eventbus.deadletter.0.test.step" ||
+			h.Get(natsbridge.HeaderSubject) != s.subject(0, "test.step") || dl.Subject() != s.prefix+".deadletter.0.test.step" ||
 			string(dl.Data()) != tt.body || h.Get(natsbridge.HeaderAttempts) != fmt.Sprint(tt.tries) {
 			t.Errorf("%s: dead letter on %s, headers %v; want reason invalid, an error with %q, the original body, %d attempts",
 				tt.name, dl.Subject(), h, tt.want, tt.tries)

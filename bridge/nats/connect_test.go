@@ -148,7 +148,7 @@ func TestCloseForwardsAccepted(t *testing.T) {
 	if st := br.Stats(); st.Forwarded != n {
 		t.Errorf("forwarded %d; want all %d accepted events before Close returned", st.Forwarded, n)
 	}
-	stream, err := jsClient(t, s).Stream(t.Context(), "EVENTBUS")
+	stream, err := jsClient(t, s).Stream(t.Context(), s.stream)
 	if err != nil {
 		t.Fatal(err)
 	}

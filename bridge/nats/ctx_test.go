@@ -3,7 +3,6 @@ package natsbridge_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,7 +37,7 @@ func TestConnectHonoursCtx(t *testing.T) {
 // PublishTimeout of the ack (30s here) nor nats' 30s DrainTimeout holds it.
 func TestCloseHonoursCtx(t *testing.T) {
 	s := startServer(t)
-	p := startProxy(t, fmt.Sprintf("127.0.0.1:%d", s.port))
+	p := startProxy(t, s.hostPort())
 	a := newBus(t, "bus-a")
 	connect(t, a, testConfig(s), natsbridge.Forward(steps))
 

@@ -41,10 +41,10 @@ func TestDeadLetterOverMaxPayload(t *testing.T) {
 			var handled atomic.Int32
 			mustSubscribe(t, b, steps, "h", func(context.Context, eventbus.Event[step]) error { handled.Add(1); return nil })
 
-			tt.msg.Subject = "eventbus.0.test.step"
+			tt.msg.Subject = s.subject(0, "test.step")
 			key := keyInPartition(0, cfg.Partitions)
 			e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: key, Payload: step{Key: key}}
-			rawPublish(t, s, tt.msg, cloudEventMsg(t, e, "eventbus.0.test.step"))
+			rawPublish(t, s, tt.msg, cloudEventMsg(t, e, s.subject(0, "test.step")))
 
 			eventually(t, 15*time.Second, func() bool { return handled.Load() == 1 && len(dls.all()) == 1 }, func() string {
 				return fmt.Sprintf("%d dead letters, %d handled; want 1 and the event behind it; stats %+v", len(dls.all()), handled.Load(), br.Stats())
@@ -77,10 +77,10 @@ func TestDeadLetterUnpublishable(t *testing.T) {
 	var handled atomic.Int32
 	mustSubscribe(t, b, steps, "h", func(context.Context, eventbus.Event[step]) error { handled.Add(1); return nil })
 
-	rawPublish(t, s, &nats.Msg{Subject: "eventbus.0.test.step", Data: []byte("not a CloudEvent")})
+	rawPublish(t, s, &nats.Msg{Subject: s.subject(0, "test.step"), Data: []byte("not a CloudEvent")})
 	key := keyInPartition(0, cfg.Partitions)
 	e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: key, Payload: step{Key: key}}
-	rawPublish(t, s, cloudEventMsg(t, e, "eventbus.0.test.step"))
+	rawPublish(t, s, cloudEventMsg(t, e, s.subject(0, "test.step")))
 
 	eventually(t, 15*time.Second, func() bool { return handled.Load() == 1 }, func() string {
 		return fmt.Sprintf("the event behind the one that cannot be dead-lettered was not handled; stats %+v", br.Stats())

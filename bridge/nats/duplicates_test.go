@@ -33,7 +33,7 @@ func TestDuplicatesAbsorbed(t *testing.T) {
 	// rawPublish stores ev as the bridge would, under the given Nats-Msg-Id.
 	rawPublish := func(ev eventbus.Event[step], msgID string) {
 		t.Helper()
-		msg := cloudEventMsg(t, ev, fmt.Sprintf("eventbus.%d.test.step", natsbridge.Partition(ev.Key, cfg.Partitions)))
+		msg := cloudEventMsg(t, ev, s.subject(natsbridge.Partition(ev.Key, cfg.Partitions), "test.step"))
 		msg.Header.Set(nats.MsgIdHdr, msgID)
 		rawPublish(t, s, msg)
 	}

@@ -57,7 +57,7 @@ func TestOutboundDeadLetterIsNotForwardedLater(t *testing.T) {
 			return fmt.Sprintf("the later event was not forwarded after the restart; stats %+v", br.Stats())
 		})
 
-	stream, err := jsClient(t, s).Stream(t.Context(), "EVENTBUS")
+	stream, err := jsClient(t, s).Stream(t.Context(), s.stream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,7 @@ func TestPoisonEvent(t *testing.T) {
 	h := dl.Headers()
 	if h.Get("ce-id") != poisonID.String() || h.Get(natsbridge.HeaderReason) != natsbridge.ReasonFailed ||
 		h.Get(natsbridge.HeaderAttempts) != "3" || !strings.Contains(h.Get(natsbridge.HeaderError), errPoison.Error()) ||
-		!strings.HasPrefix(dl.Subject(), "eventbus.deadletter.") || !strings.HasSuffix(dl.Subject(), ".test.step") {
+		!strings.HasPrefix(dl.Subject(), s.prefix+".deadletter.") || !strings.HasSuffix(dl.Subject(), ".test.step") {
 		t.Errorf("dead letter on %s with headers %v; want ce-id %v, reason failed, 3 attempts, the error %q", dl.Subject(), h, poisonID, errPoison)
 	}
 	if st := brB.Stats(); st.DeadLettered != 1 || st.Retried != 2 || st.Invalid != 0 || st.Handled != uint64(len(others)+1) {

@@ -2,9 +2,12 @@ package natsbridge_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,13 +17,24 @@ import (
 	"github.com/ae30fb47/eventbus"
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
 	"github.com/ae30fb47/eventbus/cloudevents"
+	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// The suite runs against a NATS server embedded in the test (nats-server/v2, the version in
+// go.mod) by default. With NATSBRIDGE_TEST_SERVER set to a URL, such as
+// nats://127.0.0.1:4222, it runs against that server instead (.ci/run does both, the second
+// against the machine's nats-server 2.9.10): each test then uses a stream and subject
+// prefix of its own, deleted at its end, and the tests that must stop the server or start
+// one of their own configuration skip, saying so. If that server cannot be reached, the
+// tests skip, or fail under CI=true.
+var externalServer = os.Getenv("NATSBRIDGE_TEST_SERVER")
+
 // testServer is a NATS server with JetStream embedded in the test, on 127.0.0.1, storing
-// in a temporary directory. It keeps its port and directory across restart.
+// in a temporary directory; it keeps its port and directory across restart. Or, with
+// NATSBRIDGE_TEST_SERVER, a server outside the test.
 type testServer struct {
 	t     testing.TB
 	dir   string
@@ -28,6 +42,10 @@ type testServer struct {
 	edit  func(*server.Options) // changes to the test options, or nil
 	login string                // "user:password" of the first user, if the server has users
 	srv   *server.Server
+
+	external string // the URL of the server outside the test, or ""
+	stream   string // the stream of the test's bridges: "EVENTBUS", or one of the test's own
+	prefix   string // their subject prefix: "eventbus", or one of the test's own
 }
 
 // startServer starts an embedded server on a random port; the test's cleanup stops it.
@@ -36,12 +54,48 @@ func startServer(t testing.TB) *testServer {
 }
 
 // startServerWith starts an embedded server with options changed by edit. If edit gives
-// it users, url logs in as the first one.
+// it users, url logs in as the first one. Against an outside server, a test with edit
+// skips.
 func startServerWith(t testing.TB, edit func(*server.Options)) *testServer {
 	t.Helper()
-	s := &testServer{t: t, dir: t.TempDir(), port: -1, edit: edit}
+	if externalServer != "" {
+		if edit != nil {
+			t.Skip("needs an embedded server of its own configuration; NATSBRIDGE_TEST_SERVER is set")
+		}
+		return useExternalServer(t)
+	}
+	s := &testServer{t: t, dir: t.TempDir(), port: -1, edit: edit, stream: "EVENTBUS", prefix: "eventbus"}
 	s.start()
 	t.Cleanup(s.stop)
+	return s
+}
+
+// useExternalServer returns the server of NATSBRIDGE_TEST_SERVER with a stream name and
+// subject prefix of the test's own; the test's cleanup deletes that stream.
+func useExternalServer(t testing.TB) *testServer {
+	t.Helper()
+	nc, err := nats.Connect(externalServer, nats.Timeout(2*time.Second))
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("NATSBRIDGE_TEST_SERVER=%s cannot be reached under CI: %v", externalServer, err)
+		}
+		t.Skipf("NATSBRIDGE_TEST_SERVER=%s cannot be reached: %v", externalServer, err)
+	}
+	id := strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	s := &testServer{t: t, external: externalServer, stream: "TEST" + strings.ToUpper(id), prefix: "test" + id}
+	t.Cleanup(func() {
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Errorf("jetstream.New() = %v", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := js.DeleteStream(ctx, s.stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("delete the test's stream %s: %v", s.stream, err)
+		}
+	})
 	return s
 }
 
@@ -71,8 +125,12 @@ func (s *testServer) start() {
 	s.port = srv.Addr().(*net.TCPAddr).Port
 }
 
-// stop shuts the server down and waits until it has, so its goroutines are gone.
+// stop shuts the server down and waits until it has, so its goroutines are gone. Against
+// an outside server, the test skips from here on.
 func (s *testServer) stop() {
+	if s.external != "" {
+		s.t.Skip("stops the server, which it cannot do to NATSBRIDGE_TEST_SERVER; skipped from here on")
+	}
 	if s.srv != nil {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
@@ -89,10 +147,31 @@ func (s *testServer) restart() {
 
 // url is the server's URL, with the first user's credentials if it has users.
 func (s *testServer) url() string {
+	if s.external != "" {
+		return s.external
+	}
 	if s.login != "" {
 		return "nats://" + s.login + "@127.0.0.1:" + strconv.Itoa(s.port)
 	}
 	return "nats://127.0.0.1:" + strconv.Itoa(s.port)
+}
+
+// subject returns the subject of topic's events in partition p, as the test's bridges
+// name it.
+func (s *testServer) subject(p int, topic string) string {
+	return s.prefix + "." + strconv.Itoa(p) + "." + topic
+}
+
+// hostPort is the server's address, for a proxy in front of it.
+func (s *testServer) hostPort() string {
+	if s.external != "" {
+		u, err := url.Parse(s.external)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		return u.Host
+	}
+	return "127.0.0.1:" + strconv.Itoa(s.port)
 }
 
 // startServerDenying starts a server whose test clients log in as an admin, and returns
@@ -118,6 +197,8 @@ func startServerDenying(t testing.TB, subject string) (*testServer, natsbridge.C
 func testConfig(s *testServer) natsbridge.Config {
 	return natsbridge.Config{
 		URL:            s.url(),
+		Stream:         s.stream,
+		SubjectPrefix:  s.prefix,
 		Options:        []nats.Option{nats.ReconnectWait(50 * time.Millisecond), nats.Name("test")},
 		Partitions:     4,
 		AckWait:        2 * time.Second,
@@ -188,8 +269,8 @@ func watchDeadLetters(t testing.TB, s *testServer) *deadLetters {
 	js := jsClient(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := js.CreateOrUpdateConsumer(ctx, "EVENTBUS", jetstream.ConsumerConfig{
-		FilterSubject: "eventbus.deadletter.>", AckPolicy: jetstream.AckNonePolicy,
+	c, err := js.CreateOrUpdateConsumer(ctx, s.stream, jetstream.ConsumerConfig{
+		FilterSubject: s.prefix + ".deadletter.>", AckPolicy: jetstream.AckNonePolicy,
 	})
 	if err != nil {
 		t.Fatalf("dead-letter consumer: %v", err)

@@ -23,11 +23,11 @@ func TestUndeliveredDeadLetter(t *testing.T) {
 	connect(t, newBus(t, "bus-a"), cfg, natsbridge.Forward(steps)) // makes the stream
 	key := keyInPartition(0, cfg.Partitions)
 	e := eventbus.Event[step]{ID: uuid.New(), Type: steps.Name(), Source: "raw", Key: key, Payload: step{Key: key}}
-	rawPublish(t, s, cloudEventMsg(t, e, "eventbus.0.test.step"))
+	rawPublish(t, s, cloudEventMsg(t, e, s.subject(0, "test.step")))
 
 	// The consumer of partition 0 as the bridge makes it (Connect updates it later).
-	c, err := jsClient(t, s).CreateOrUpdateConsumer(t.Context(), "EVENTBUS", jetstream.ConsumerConfig{
-		Durable: "eventbus-0", FilterSubject: "eventbus.0.test.step", AckPolicy: jetstream.AckExplicitPolicy,
+	c, err := jsClient(t, s).CreateOrUpdateConsumer(t.Context(), s.stream, jetstream.ConsumerConfig{
+		Durable: "eventbus-0", FilterSubject: s.subject(0, "test.step"), AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: cfg.AckWait, MaxAckPending: 1, MaxDeliver: -1, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
