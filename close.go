@@ -2,7 +2,6 @@ package eventbus
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -315,10 +314,25 @@ func (c *subCore) wait() {
 	c.timers.Wait()
 }
 
-// closedError is the error of an event dead-lettered because its subscription stopped.
-func closedError(last error) error {
-	if last == nil {
-		return ErrClosed
+// closedError is the error of an event dead-lettered because its subscription stopped
+// (its Close, or the bus's): a *stoppedError, which wraps ErrClosed and the last error of
+// a handler, if any. [DeliveryError.Stopped] tells it from a handler's own error that
+// wraps ErrClosed.
+func closedError(last error) error { return &stoppedError{last: last} }
+
+// stoppedError is the error of an event whose subscription stopped before its outcome.
+type stoppedError struct{ last error }
+
+func (e *stoppedError) Error() string {
+	if e.last == nil {
+		return ErrClosed.Error()
 	}
-	return fmt.Errorf("%w; last error: %w", ErrClosed, last)
+	return ErrClosed.Error() + "; last error: " + e.last.Error()
+}
+
+func (e *stoppedError) Unwrap() []error {
+	if e.last == nil {
+		return []error{ErrClosed}
+	}
+	return []error{ErrClosed, e.last}
 }

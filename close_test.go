@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -726,5 +727,51 @@ func TestPublishRacingBusCloseIsRefused(t *testing.T) {
 		if err := <-closed; err != nil || handled.Load() != 0 {
 			t.Errorf("Close() = %v, handled %d; want nil and 0", err, handled.Load())
 		}
+	})
+}
+
+// A waiting publisher tells a subscription that stopped before the event's outcome from a
+// handler whose own error wraps ErrClosed (a relay to a closed downstream bus): only the
+// first is Stopped.
+func TestDeliveryErrorStoppedOnlyWhenTheSubscriptionStopped(t *testing.T) {
+	t.Run("handler's own ErrClosed", func(t *testing.T) {
+		b := New(WithDeadLetter(DiscardDeadLetters))
+		defer closeBus(t, b)
+		mustSubscribe(t, b, orders, "relay", func(context.Context, Event[order]) error {
+			return fmt.Errorf("relay to the warehouse: %w", ErrClosed)
+		}, WithRetry(RetryPolicy{MaxAttempts: 1}))
+		err := Publish(t.Context(), b, orders, order{}, WithWait())
+		var de *DeliveryError
+		if !errors.As(err, &de) || de.Stopped || !errors.Is(err, ErrClosed) {
+			t.Errorf("Publish = %v (%+v); want a DeliveryError wrapping ErrClosed, not Stopped", err, de)
+		}
+	})
+	t.Run("subscription stopped", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := New(WithDeadLetter(DiscardDeadLetters))
+			defer closeBus(t, b)
+			sub := mustSubscribe(t, b, orders, "slow", func(ctx context.Context, ev Event[order]) error {
+				if ev.Payload.ID == "first" {
+					<-ctx.Done()
+					return ctx.Err()
+				}
+				return nil
+			}, WithConcurrency(1), WithRetry(RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Hour}))
+			first, second := make(chan error, 1), make(chan error, 1)
+			go func() { first <- Publish(context.Background(), b, orders, order{ID: "first"}, WithWait()) }()
+			synctest.Wait() // the first runs its handler
+			go func() { second <- Publish(context.Background(), b, orders, order{ID: "second"}, WithWait()) }()
+			synctest.Wait() // the second waits behind it
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			sub.Close(ctx)
+			for name, ch := range map[string]chan error{"running": first, "queued": second} {
+				err := <-ch
+				var de *DeliveryError
+				if !errors.As(err, &de) || !de.Stopped || !errors.Is(err, ErrClosed) {
+					t.Errorf("%s event: Publish = %v (%+v); want a Stopped DeliveryError wrapping ErrClosed", name, err, de)
+				}
+			}
+		})
 	})
 }

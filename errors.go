@@ -26,6 +26,12 @@ type DeliveryError struct {
 	Subscriber string // the subscriber's name
 	Attempts   int    // handler attempts made, the first included; 0 if none ran
 	Err        error  // the final error
+	// Stopped reports that the subscription stopped (its Close, or the bus's) before the
+	// event had an outcome: Err then wraps ErrClosed, and the last handler error, if any.
+	// A handler's own error that wraps ErrClosed (a relay to a closed bus) leaves it false:
+	// an adapter that hands events back to a broker when the subscriber stops tells the
+	// two apart by it.
+	Stopped bool
 }
 
 // Error names the topic, the subscriber and the attempts, then gives the final error.

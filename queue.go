@@ -165,7 +165,8 @@ func (s *subscription[T]) finishLocked(i int32, err error) {
 	}
 	if sl.wait != nil {
 		if err != nil {
-			err = &DeliveryError{Topic: s.topic, Subscriber: s.name, Attempts: int(sl.attempts), Err: err}
+			_, stopped := err.(*stoppedError)
+			err = &DeliveryError{Topic: s.topic, Subscriber: s.name, Attempts: int(sl.attempts), Err: err, Stopped: stopped}
 		}
 		sl.wait.done(err)
 	}

@@ -159,9 +159,11 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		// redelivered now, to whichever bridge fetches next.
 		br.stats.handedBack.Add(1)
 		return false
-	case errors.Is(err, eventbus.ErrClosed):
-		// A subscription stopped while handling it: not the event's fault either. Have it
-		// redelivered now; other subscribers skip it if they de-duplicate.
+	case subscriptionStopped(err):
+		// A subscription stopped before the event's outcome: not the event's fault either.
+		// Have it redelivered now; other subscribers skip it if they de-duplicate. (A
+		// handler's own error that wraps eventbus.ErrClosed, a relay to a closed bus, is
+		// an ordinary failure: retried after the backoff.)
 		br.settle(msg.Nak(), e.ID)
 		br.stats.handedBack.Add(1)
 	case errors.Is(err, eventbus.ErrNoSubscribers):
@@ -197,6 +199,25 @@ func (br *Bridge) retryLater(msg jetstream.Msg, attempt int, id string) {
 // itself is closed (eventbus.Publish returns ErrClosed as it is), rather than that one
 // subscription stopped while handling the event (a DeliveryError wrapping it).
 func busClosed(err error) bool { return err == eventbus.ErrClosed }
+
+// subscriptionStopped reports whether err, returned by a publish with WithWait, says that
+// a local subscription stopped before the event had an outcome.
+func subscriptionStopped(err error) bool {
+	for _, e := range flatten(err) {
+		if de, ok := e.(*eventbus.DeliveryError); ok && de.Stopped {
+			return true
+		}
+	}
+	return false
+}
+
+// flatten returns err and, if it joins several, each of them.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
 
 // settle logs the failure of a nak or term: the server then redelivers after AckWait.
 func (br *Bridge) settle(err error, id string) {

@@ -213,3 +213,40 @@ func TestFanOutWithOneFailure(t *testing.T) {
 		t.Errorf("stats = %+v; want 2 received, 1 redelivered, 1 retried", st)
 	}
 }
+
+// A handler error that merely wraps eventbus.ErrClosed (a relay to a downstream bus that
+// closed) is an ordinary failure: redelivered after the retry policy's backoff and counted
+// as retried, not handed back at once as if the subscription had stopped.
+func TestHandlerErrClosedIsAFailure(t *testing.T) {
+	s := startServer(t)
+	a, b := newBus(t, "bus-a"), newBus(t, "bus-b")
+	connect(t, a, testConfig(s), natsbridge.Forward(steps))
+	cfg := testConfig(s)
+	cfg.Retry = eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 300 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}
+	brB := connect(t, b, cfg, natsbridge.Receive(steps))
+	var mu sync.Mutex
+	var calls []time.Time
+	mustSubscribe(t, b, steps, "relay", func(context.Context, eventbus.Event[step]) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if calls = append(calls, time.Now()); len(calls) == 1 {
+			return fmt.Errorf("relay to the warehouse bus: %w", eventbus.ErrClosed)
+		}
+		return nil
+	}, eventbus.WithRetry(eventbus.RetryPolicy{MaxAttempts: 1}), eventbus.WithDeadLetter(eventbus.DiscardDeadLetters))
+	if err := eventbus.Publish(t.Context(), a, steps, step{Key: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { return brB.Stats().Handled == 1 }, func() string {
+		return fmt.Sprintf("not handled; stats %+v", brB.Stats())
+	})
+	st := brB.Stats()
+	mu.Lock()
+	defer mu.Unlock()
+	if st.Retried != 1 || st.HandedBack != 0 || len(calls) != 2 {
+		t.Errorf("stats %+v, %d calls; want 1 retried, 0 handed back, 2 calls", st, len(calls))
+	}
+	if gap := calls[1].Sub(calls[0]); gap < 250*time.Millisecond {
+		t.Errorf("redelivered after %v; want the retry policy's backoff of 300ms", gap)
+	}
+}
