@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -106,14 +107,23 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 	if err := br.dial(ctx); err != nil {
 		return nil, err
 	}
+	if v := br.serverVersion(); len(received) > 1 && !v.atLeast(filterSubjectsSince) {
+		err := fmt.Errorf("natsbridge: receiving %d topics needs nats-server 2.10 or later (a consumer with several filter subjects), and %s runs %s: "+
+			"upgrade it, or connect one bridge per received topic, each with a Group of its own",
+			len(received), br.nc.ConnectedUrlRedacted(), br.nc.ConnectedServerVersion())
+		br.closeConn(ctx)
+		return nil, err
+	}
+	var made setup
 	if br.js, err = jetstream.New(br.nc); err == nil {
-		err = br.ensureStream(ctx)
+		err = br.ensureStream(ctx, &made)
 	}
 	var consumers []jetstream.Consumer
 	if err == nil && len(received) > 0 {
-		consumers, err = br.ensureConsumers(ctx, received)
+		consumers, err = br.ensureConsumers(ctx, received, &made)
 	}
 	if err != nil {
+		br.undo(made)
 		br.closeConn(ctx)
 		return nil, err
 	}
@@ -127,6 +137,7 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 			for _, s := range br.forwards {
 				s.Close(ctx) // forwards what was published meanwhile, until ctx ends
 			}
+			br.undo(made)
 			br.closeConn(ctx)
 			return nil, fmt.Errorf("natsbridge: Forward: %w", err)
 		}
@@ -142,8 +153,39 @@ func Connect(ctx context.Context, b *eventbus.Bus, cfg Config, routes ...Route) 
 	return br, nil
 }
 
-// ensureStream makes sure the stream exists and captures the bridge's subjects.
-func (br *Bridge) ensureStream(ctx context.Context) error {
+// setup records what Connect created on the server, so that a Connect that fails can
+// leave the server as it found it.
+type setup struct {
+	stream    bool     // the stream
+	consumers []string // durable consumers that did not exist before
+}
+
+// undo deletes what a failed Connect created, within PublishTimeout: the stream if it
+// made it (and the consumers with it), else the consumers it made. What cannot be deleted
+// (the server went away) is adopted by the next Connect, which finds the stream and
+// updates the consumers.
+func (br *Bridge) undo(made setup) {
+	if br.js == nil || (!made.stream && len(made.consumers) == 0) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), br.cfg.PublishTimeout)
+	defer cancel()
+	if made.stream {
+		if err := br.js.DeleteStream(ctx, br.cfg.Stream); err != nil {
+			br.cfg.Logger.Warn("natsbridge: Connect failed, and the stream it created stays", slog.String("stream", br.cfg.Stream), slog.Any("error", err))
+		}
+		return
+	}
+	for _, name := range made.consumers {
+		if err := br.js.DeleteConsumer(ctx, br.cfg.Stream, name); err != nil {
+			br.cfg.Logger.Warn("natsbridge: Connect failed, and a consumer it created stays", slog.String("consumer", name), slog.Any("error", err))
+		}
+	}
+}
+
+// ensureStream makes sure the stream exists and captures the bridge's subjects, noting in
+// made whether it created it.
+func (br *Bridge) ensureStream(ctx context.Context, made *setup) error {
 	all := br.cfg.SubjectPrefix + ".>"
 	s, err := br.js.Stream(ctx, br.cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -161,6 +203,7 @@ func (br *Bridge) ensureStream(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("natsbridge: create stream %s: %w", br.cfg.Stream, err)
 		}
+		made.stream = true
 		return nil
 	}
 	if err != nil {
@@ -178,7 +221,7 @@ func (br *Bridge) ensureStream(ctx context.Context) error {
 // ensureConsumers creates or updates the durable consumer of each partition: explicit
 // acks, one message pending at a time, no delivery limit (the bridge dead-letters by its
 // retry policy), filtered on the received topics.
-func (br *Bridge) ensureConsumers(ctx context.Context, topics []string) ([]jetstream.Consumer, error) {
+func (br *Bridge) ensureConsumers(ctx context.Context, topics []string, made *setup) ([]jetstream.Consumer, error) {
 	consumers := make([]jetstream.Consumer, br.cfg.Partitions)
 	for p := range consumers {
 		cc := jetstream.ConsumerConfig{
@@ -197,9 +240,14 @@ func (br *Bridge) ensureConsumers(ctx context.Context, topics []string) ([]jetst
 				cc.FilterSubjects = append(cc.FilterSubjects, br.subject(p, t))
 			}
 		}
+		_, err := br.js.Consumer(ctx, br.cfg.Stream, cc.Durable)
+		isNew := errors.Is(err, jetstream.ErrConsumerNotFound) // never delete one that may have existed
 		c, err := br.js.CreateOrUpdateConsumer(ctx, br.cfg.Stream, cc)
 		if err != nil {
 			return nil, fmt.Errorf("natsbridge: consumer %s: %w", cc.Durable, err)
+		}
+		if isNew {
+			made.consumers = append(made.consumers, cc.Durable)
 		}
 		consumers[p] = c
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ae30fb47/eventbus"
 	natsbridge "github.com/ae30fb47/eventbus/bridge/nats"
 	"github.com/ae30fb47/eventbus/cloudevents"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -253,4 +254,104 @@ func TestBusClosedBeforeBridge(t *testing.T) {
 	if st := br1.Stats(); st.Received > 4 || st.DeadLettered != 0 || st.Handled != 0 {
 		t.Errorf("bridge of the closed bus: %+v; want at most one delivery per partition (4), handed back, no dead letter", st)
 	}
+}
+
+// Several received topics need nats-server 2.10 (consumers with several filter subjects):
+// on an older server Connect refuses them, naming both versions, before it creates
+// anything, so the stream does not stay behind.
+func TestConnectRefusesSeveralTopicsBefore210(t *testing.T) {
+	s := startServer(t)
+	if v := serverVersion(t, s); !before210(v) {
+		t.Skipf("nats-server %s takes several filter subjects; NATSBRIDGE_TEST_SERVER runs this against 2.9", v)
+	}
+	b := newBus(t, "bus")
+	other := eventbus.NewTopic[step]("test.other")
+	_, err := natsbridge.Connect(t.Context(), b, testConfig(s), natsbridge.Receive(steps), natsbridge.Receive(other))
+	if err == nil || !strings.Contains(err.Error(), "2.10 or later") || !strings.Contains(err.Error(), serverVersion(t, s)) {
+		t.Fatalf("Connect(two received topics) = %v; want an error naming 2.10 and the server's version", err)
+	}
+	if _, err := jsClient(t, s).Stream(t.Context(), s.stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("after the refused Connect, stream %s: %v; want none", s.stream, err)
+	}
+	br := connect(t, b, testConfig(s), natsbridge.Receive(steps)) // one topic is fine
+	_ = br
+}
+
+// A Connect that fails after it created consumers deletes them, and only them: the
+// consumer that stopped it, made by another program, stays, and so does the stream, which
+// was there before.
+func TestFailedConnectDeletesTheConsumersItMade(t *testing.T) {
+	s := startServer(t)
+	b := newBus(t, "bus")
+	js := jsClient(t, s)
+	cfg := testConfig(s)
+	cfg.Partitions = 3
+	connect(t, b, cfg).Close(t.Context()) // creates the stream
+	// A push consumer under the name of partition 2's: the bridge cannot make it a pull one.
+	if _, err := js.CreateOrUpdatePushConsumer(t.Context(), s.stream, jetstream.ConsumerConfig{
+		Durable: "eventbus-2", DeliverSubject: "elsewhere", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsbridge.Connect(t.Context(), b, cfg, natsbridge.Receive(steps)); err == nil {
+		t.Fatal("Connect() = nil error; want the consumer it cannot make")
+	}
+	stream, err := js.Stream(t.Context(), s.stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v; want it kept", s.stream, err)
+	}
+	names := stream.ConsumerNames(t.Context())
+	var got []string
+	for name := range names.Name() {
+		got = append(got, name)
+	}
+	if names.Err() != nil || len(got) != 1 || got[0] != "eventbus-2" {
+		t.Errorf("after the failed Connect, consumers %v (%v); want only eventbus-2, the other program's", got, names.Err())
+	}
+}
+
+// A Connect that fails after it created the stream deletes it: here partition 2's consumer
+// may not be created (the bridge's user lacks the permission).
+func TestFailedConnectDeletesTheStreamItMade(t *testing.T) {
+	deny := []string{"$JS.API.CONSUMER.CREATE.EVENTBUS.eventbus-2", "$JS.API.CONSUMER.CREATE.EVENTBUS.eventbus-2.>",
+		"$JS.API.CONSUMER.DURABLE.CREATE.EVENTBUS.eventbus-2"}
+	s := startServerWith(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "admin", Password: "a"},
+			{Username: "bridge", Password: "b", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny},
+			}},
+		}
+	})
+	b := newBus(t, "bus")
+	cfg := testConfig(s)
+	cfg.URL = strings.Replace(s.url(), "admin:a@", "bridge:b@", 1)
+	cfg.Options = append(cfg.Options, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	cfg.Partitions = 3
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := natsbridge.Connect(ctx, b, cfg, natsbridge.Receive(steps)); err == nil {
+		t.Fatal("Connect() = nil error; want the consumer it may not create")
+	}
+	if _, err := jsClient(t, s).Stream(t.Context(), s.stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("after the failed Connect, stream %s: %v; want it deleted", s.stream, err)
+	}
+}
+
+// serverVersion returns the version of s, as its INFO gives it.
+func serverVersion(t testing.TB, s *testServer) string {
+	t.Helper()
+	nc, err := nats.Connect(s.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	return nc.ConnectedServerVersion()
+}
+
+// before210 reports whether the server version v is older than 2.10.
+func before210(v string) bool {
+	var major, minor int
+	fmt.Sscanf(v, "%d.%d", &major, &minor)
+	return major < 2 || (major == 2 && minor < 10)
 }

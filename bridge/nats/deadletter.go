@@ -83,7 +83,7 @@ func (br *Bridge) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstre
 			continue
 		}
 		if err == nil {
-			br.settle(msg.TermWithReason(reason), seq)
+			br.settle(br.term(msg, reason), seq)
 			br.stats.deadLettered.Add(1)
 			if reason == ReasonInvalid {
 				br.stats.invalid.Add(1)
@@ -101,7 +101,7 @@ func (br *Bridge) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstre
 			br.stats.handedBack.Add(1)
 			return
 		case attempt >= retry.MaxAttempts:
-			br.settle(msg.TermWithReason(reason), seq)
+			br.settle(br.term(msg, reason), seq)
 			br.stats.dropped.Add(1)
 			br.cfg.Logger.Error("natsbridge: cannot publish a dead letter; the event is terminated without one and stays in the stream",
 				slog.String("stream", br.cfg.Stream), slog.String("sequence", seq), slog.String("subject", msg.Subject()),

@@ -17,6 +17,9 @@ import (
 // them, instead of dead-lettering them as invalid.
 func TestUnknownTypeLeftToOtherBridges(t *testing.T) {
 	s := startServer(t)
+	if v := serverVersion(t, s); before210(v) {
+		t.Skipf("adds a received topic to a Group: needs several filter subjects, nats-server 2.10 or later; the server runs %s", v)
+	}
 	cfg := testConfig(s)
 	cfg.Retry.MaxAttempts = 50 // the old bridge may get the event many times before the new one does
 	a := newBus(t, "bus-a")

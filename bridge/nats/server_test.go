@@ -30,7 +30,9 @@ import (
 // prefix of its own, deleted at its end, and the tests that must stop the server or start
 // one of their own configuration skip, saying so. If that server cannot be reached, the
 // tests skip, or fail under CI=true.
-var externalServer = os.Getenv("NATSBRIDGE_TEST_SERVER")
+// (Read when a test starts, not at package initialization, so that go test's cache knows
+// the results depend on it.)
+func externalServer() string { return os.Getenv("NATSBRIDGE_TEST_SERVER") }
 
 // testServer is a NATS server with JetStream embedded in the test, on 127.0.0.1, storing
 // in a temporary directory; it keeps its port and directory across restart. Or, with
@@ -58,7 +60,7 @@ func startServer(t testing.TB) *testServer {
 // skips.
 func startServerWith(t testing.TB, edit func(*server.Options)) *testServer {
 	t.Helper()
-	if externalServer != "" {
+	if externalServer() != "" {
 		if edit != nil {
 			t.Skip("needs an embedded server of its own configuration; NATSBRIDGE_TEST_SERVER is set")
 		}
@@ -74,15 +76,16 @@ func startServerWith(t testing.TB, edit func(*server.Options)) *testServer {
 // subject prefix of the test's own; the test's cleanup deletes that stream.
 func useExternalServer(t testing.TB) *testServer {
 	t.Helper()
-	nc, err := nats.Connect(externalServer, nats.Timeout(2*time.Second))
+	url := externalServer()
+	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("NATSBRIDGE_TEST_SERVER=%s cannot be reached under CI: %v", externalServer, err)
+			t.Fatalf("NATSBRIDGE_TEST_SERVER=%s cannot be reached under CI: %v", url, err)
 		}
-		t.Skipf("NATSBRIDGE_TEST_SERVER=%s cannot be reached: %v", externalServer, err)
+		t.Skipf("NATSBRIDGE_TEST_SERVER=%s cannot be reached: %v", url, err)
 	}
 	id := strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-	s := &testServer{t: t, external: externalServer, stream: "TEST" + strings.ToUpper(id), prefix: "test" + id}
+	s := &testServer{t: t, external: url, stream: "TEST" + strings.ToUpper(id), prefix: "test" + id}
 	t.Cleanup(func() {
 		defer nc.Close()
 		js, err := jetstream.New(nc)
