@@ -334,7 +334,9 @@ func (br *Bridge) Close(ctx context.Context) error {
 //
 //   - Received: deliveries received, redeliveries included; Redelivered: of those,
 //     deliveries after the first of their event.
-//   - Handled: events every local subscriber handled, whose ack the server confirmed.
+//   - Handled: events every local subscriber handled, whose ack the server confirmed
+//     (or, once Close's ctx had ended, that were acked without waiting for the
+//     confirmation: the ack is flushed as the connection closes).
 //   - AckFailures: events every local subscriber handled, whose ack the server did not
 //     confirm: it redelivers them after AckWait.
 //   - Retried: deliveries sent back to be redelivered after the retry policy's delay

@@ -3,6 +3,7 @@ package natsbridge_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -141,5 +142,50 @@ func TestCloseHonoursCtxBesideASlowSubscriber(t *testing.T) {
 	<-closed
 	if err := <-published; err != nil {
 		t.Errorf("Publish() = %v; want nil", err)
+	}
+}
+
+// Close with a ctx that has already ended still acks the events its subscribers handled:
+// none comes back after AckWait. (Before, the ack waited on the ended ctx and was never
+// sent.)
+func TestCloseWithEndedCtxSendsTheAcks(t *testing.T) {
+	s := startServer(t)
+	cfg := testConfig(s)
+	cfg.AckWait = time.Second
+	a := newBus(t, "bus-a")
+	connect(t, a, cfg, natsbridge.Forward(steps))
+	b := newBus(t, "bus-b")
+	mustSubscribe(t, b, steps, "h", func(context.Context, eventbus.Event[step]) error { return nil })
+	br, err := natsbridge.Connect(t.Context(), b, cfg, natsbridge.Receive(steps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	closed := make(chan error, 1)
+	var once sync.Once
+	natsbridge.SetTestHookBeforeAck(func(ctx context.Context) {
+		once.Do(func() { go func() { closed <- br.Close(ended) }() })
+		<-ctx.Done() // Close has aborted the deliveries
+	})
+	defer natsbridge.SetTestHookBeforeAck(nil)
+	if err := eventbus.Publish(t.Context(), a, steps, step{Key: "k"}, eventbus.WithKey("k")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; !errors.Is(err, context.Canceled) {
+		t.Errorf("Close(ended ctx) = %v; want context.Canceled", err)
+	}
+	natsbridge.SetTestHookBeforeAck(nil)
+	if st := br.Stats(); st.Handled != 1 || st.AckFailures != 0 {
+		t.Fatalf("stats %+v; want the event handled and acked", st)
+	}
+	// A second bridge of the Group gets nothing back, AckWait and more later.
+	var again atomic.Int32
+	b2 := newBus(t, "bus-b2")
+	mustSubscribe(t, b2, steps, "h", func(context.Context, eventbus.Event[step]) error { again.Add(1); return nil })
+	br2 := connect(t, b2, cfg, natsbridge.Receive(steps))
+	time.Sleep(2 * cfg.AckWait)
+	if n := again.Load(); n != 0 || br2.Stats().Received != 0 {
+		t.Errorf("the event came back %d times (stats %+v); want its ack to have reached the server", n, br2.Stats())
 	}
 }

@@ -14,74 +14,81 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// receive runs the fetch loop of partition p: it takes one message at a time from
-// consumer c and delivers it, until fetchCtx ends. deliverCtx bounds the wait for local
-// subscribers.
+// receive runs the fetch loop of partition p: it pulls one message at a time from consumer
+// c and delivers it, until fetchCtx ends. deliverCtx bounds the wait for local subscribers,
+// and the wait for the last pull at Close.
+//
+// Each pull asks for one message and lasts pullWait at most. When fetchCtx ends, the loop
+// waits for its pull to end (a message, or the pull's expiry) before it returns, handing
+// back at once what arrives meanwhile: a server before 2.10 keeps a pull request until it
+// expires, even once the connection that made it is gone, and delivers into it meanwhile,
+// so that a message delivered there would wait out AckWait before another bridge got it
+// (a graceful restart stalled about 28 s on 2.9.10). A message is handed back with a Nak
+// only once its pull has ended: the server then has no pull of this bridge to redeliver
+// it to, and gives it to another.
 func (br *Bridge) receive(fetchCtx, deliverCtx context.Context, p int, c jetstream.Consumer) {
 	for fetchCtx.Err() == nil {
-		it, err := c.Messages()
+		pullCtx, cancel := context.WithTimeout(deliverCtx, pullWait)
+		batch, err := c.Fetch(1, jetstream.FetchContext(pullCtx))
 		if err != nil {
+			cancel()
 			br.cfg.Logger.Warn("natsbridge: cannot fetch; retrying", slog.Int("partition", p), slog.Any("error", err))
 			sleep(fetchCtx, time.Second)
 			continue
 		}
-		for {
-			msg, err := it.Next(jetstream.NextContext(fetchCtx))
-			if err != nil {
-				if fetchCtx.Err() != nil {
-					release(deliverCtx, it)
-					return
-				}
-				br.cfg.Logger.Warn("natsbridge: fetch stopped; restarting it", slog.Int("partition", p), slog.Any("error", err))
-				sleep(fetchCtx, time.Second)
-				break
+		msg, stopped := nextOrStop(fetchCtx, batch.Messages())
+		if stopped { // Close: wait for the pull to end, handing back what it brings
+			if msg, ok := <-batch.Messages(); ok {
+				br.handBack(msg)
 			}
-			if !br.deliver(deliverCtx, msg) {
-				release(deliverCtx, it, msg) // leave msg, and what else was fetched, to other bridges
-				return
-			}
+			cancel()
+			return
 		}
-		it.Stop()
+		if msg == nil {
+			cancel()
+			if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && fetchCtx.Err() == nil {
+				br.cfg.Logger.Warn("natsbridge: fetch failed; retrying", slog.Int("partition", p), slog.Any("error", err))
+				sleep(fetchCtx, time.Second)
+			}
+			continue
+		}
+		ok := br.deliver(deliverCtx, msg)
+		cancel()
+		if !ok {
+			br.settle(msg.Nak(), "") // the bridge or the bus is closing: leave it to other bridges
+			return
+		}
 	}
 }
 
-// handBackDelay is how long the server waits to redeliver what a closing bridge hands
-// back before its fetches are known to be over: long enough for the bridge's connection
-// to close, so that the events go to another bridge rather than to a fetch of this one
-// that nobody reads.
-const handBackDelay = time.Second
+// testHookBeforeAck, if set, runs once the local subscribers handled an event, before its
+// ack, with the delivery's ctx.
+var testHookBeforeAck func(ctx context.Context)
 
-// release drains it and hands back held, the messages it had returned but that were not
-// settled, and those it had fetched but not yet returned, so that the server redelivers
-// them at once instead of after AckWait. It naks them only once the drain is over (Next
-// reports the iterator closed): nats.go unsubscribes in a goroutine of its own, and until
-// then the server may deliver a nak'd message to this iterator again: nobody reads it
-// once the drain is over, and a nak of it in turn starts a loop that spends the event's
-// attempts (JetStream counts each delivery) until the next bridge dead-letters it as
-// undelivered.
-// It waits for the drain a second at most, or until ctx ends; if the drain is not over by
-// then, it hands the messages back with a delay of handBackDelay instead.
-func release(ctx context.Context, it jetstream.MessagesContext, held ...jetstream.Msg) {
-	it.Drain()
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	fetched := held
-	drained := false
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			drained = errors.Is(err, jetstream.ErrMsgIteratorClosed)
-			break
+// pullWait is the longest a pull of the receiving loop lasts, and so the longest Close
+// waits for the last pulls to end when no message comes.
+const pullWait = 250 * time.Millisecond
+
+// nextOrStop returns the next message of msgs, or nil once msgs is closed (the pull ended
+// without one), or stopped once stop ends first.
+func nextOrStop(stop context.Context, msgs <-chan jetstream.Msg) (msg jetstream.Msg, stopped bool) {
+	select {
+	case msg, ok := <-msgs:
+		if !ok {
+			return nil, false
 		}
-		fetched = append(fetched, msg)
+		return msg, false
+	case <-stop.Done():
+		return nil, true
 	}
-	for _, msg := range fetched {
-		if drained {
-			msg.Nak()
-		} else {
-			msg.NakWithDelay(handBackDelay)
-		}
-	}
+}
+
+// handBack hands msg, which a pull brought as the bridge closed, back for immediate
+// redelivery: it counts as received and handed back.
+func (br *Bridge) handBack(msg jetstream.Msg) {
+	br.stats.received.Add(1)
+	br.settle(msg.Nak(), "")
+	br.stats.handedBack.Add(1)
 }
 
 // sleep waits for d or until ctx ends.
@@ -144,9 +151,24 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 	stop()
 	switch {
 	case err == nil:
+		if testHookBeforeAck != nil {
+			testHookBeforeAck(ctx)
+		}
+		if ctx.Err() != nil {
+			// Close's ctx has ended: send the ack without waiting for the server to confirm
+			// it. Closing the connection flushes it; were it lost, the server would
+			// redeliver the event after AckWait.
+			br.settle(msg.Ack(), e.ID)
+			br.stats.handled.Add(1)
+			return true
+		}
 		actx, cancel := context.WithTimeout(ctx, br.cfg.PublishTimeout)
 		defer cancel()
-		if err := msg.DoubleAck(actx); err != nil {
+		if err := msg.DoubleAck(actx); err != nil && ctx.Err() != nil {
+			br.settle(msg.Ack(), e.ID) // Close's ctx ended while it waited: as above
+			br.stats.handled.Add(1)
+			return true
+		} else if err != nil {
 			// The server redelivers it after AckWait; subscribers with de-duplication skip it.
 			br.stats.ackFailures.Add(1)
 			br.cfg.Logger.Warn("natsbridge: ack failed; the event will be redelivered",

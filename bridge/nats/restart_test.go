@@ -19,6 +19,7 @@ import (
 func TestBrokerRestart(t *testing.T) {
 	const keys, total = 20, 1200
 	s := startServer(t)
+	s.requireEmbedded() // it restarts the server
 	var outboundDeadLetters atomic.Int32
 	a := newBus(t, "bus-a", eventbus.WithDeadLetter(eventbus.DeadLetterFunc(func(context.Context, eventbus.DeadLetter) error {
 		outboundDeadLetters.Add(1)

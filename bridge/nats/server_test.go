@@ -141,6 +141,14 @@ func (s *testServer) stop() {
 	}
 }
 
+// requireEmbedded skips the test against an outside server: it stops or restarts the
+// server, which it can do only to one of its own.
+func (s *testServer) requireEmbedded() {
+	if s.external != "" {
+		s.t.Skip("stops or restarts the server, which it cannot do to NATSBRIDGE_TEST_SERVER")
+	}
+}
+
 // restart stops the server and starts a new one on the same port and store directory.
 func (s *testServer) restart() {
 	s.t.Helper()
