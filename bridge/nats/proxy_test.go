@@ -1,7 +1,6 @@
 package natsbridge_test
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -78,7 +77,11 @@ func (p *proxy) track(c net.Conn) bool {
 }
 
 // pipe copies from src to dst, dropping what it reads while the proxy is frozen.
-func (p *proxy) pipe(dst io.Writer, src io.Reader) {
+func (p *proxy) pipe(dst, src net.Conn) {
+	// When one side ends, end the other too, as a broken network path would, so that the
+	// client notices at once rather than at its next ping.
+	defer dst.Close()
+	defer src.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
