@@ -95,14 +95,20 @@ func roundTrip(t *testing.T, h Harness) {
 	for i, md := range metadataShapes {
 		step := Step{Key: fmt.Sprint("k", i), Seq: i}
 		publish(eventbus.Event[any]{Type: Steps.Name(), Time: at.Add(time.Duration(i)), Key: step.Key, Metadata: md, Payload: step},
-			func(opts ...eventbus.PublishOption) error { return eventbus.Publish(t.Context(), a, Steps, step, opts...) })
+			func(opts ...eventbus.PublishOption) error {
+				return eventbus.Publish(t.Context(), a, Steps, step, opts...)
+			})
 	}
 	blob := []byte{0, 1, 2, 0x7f, 0x80, 0xfe, 0xff}
 	publish(eventbus.Event[any]{Type: Blobs.Name(), Time: at, Key: "blob-1", Payload: blob},
-		func(opts ...eventbus.PublishOption) error { return eventbus.Publish(t.Context(), a, Blobs, blob, opts...) })
+		func(opts ...eventbus.PublishOption) error {
+			return eventbus.Publish(t.Context(), a, Blobs, blob, opts...)
+		})
 	note := "héllo \"world\" \\ \u2028"
 	publish(eventbus.Event[any]{Type: Notes.Name(), Payload: note},
-		func(opts ...eventbus.PublishOption) error { return eventbus.Publish(t.Context(), a, Notes, note, opts...) })
+		func(opts ...eventbus.PublishOption) error {
+			return eventbus.Publish(t.Context(), a, Notes, note, opts...)
+		})
 
 	for range want {
 		select {
@@ -189,7 +195,9 @@ func brokerRestart(t *testing.T, h Harness) {
 		return lost
 	}
 	eventually(t, 60*time.Second, func() bool { return ended() == 0 },
-		func() string { return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered", ended(), total) })
+		func() string {
+			return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered", ended(), total)
+		})
 	_, repeats := l.count()
 	t.Logf("accepted %d, received %d, dead-lettered on the way out %d, handler repeats %d", total, l.distinct(), len(outbound.ids()), repeats)
 	l.check(t, repeats, 0) // redeliveries to the one receiving bus are de-duplicated
@@ -233,10 +241,15 @@ func consumerCrash(t *testing.T, h Harness) {
 		}
 	}
 	eventually(t, 20*time.Second, func() bool { return l.byBus("victim") >= 10 },
-		func() string { return fmt.Sprintf("the victim handled %d events before the crash; want 10", l.byBus("victim")) })
+		func() string {
+			return fmt.Sprintf("the victim handled %d events before the crash; want 10", l.byBus("victim"))
+		})
 	h.Crash(victim)
 	eventually(t, 60*time.Second, func() bool { d, _ := l.count(); return d == keys*perKey },
-		func() string { d, _ := l.count(); return fmt.Sprintf("handled %d of %d after the crash", d, keys*perKey) })
+		func() string {
+			d, _ := l.count()
+			return fmt.Sprintf("handled %d of %d after the crash", d, keys*perKey)
+		})
 	_, repeats := l.count()
 	t.Logf("the victim handled %d before its crash, the survivor %d; handler repeats %d", l.byBus("victim"), l.byBus("survivor"), repeats)
 	l.check(t, 0, 0) // repeats allowed: what the victim handled but never acked goes to the survivor
@@ -282,13 +295,17 @@ func poison(t *testing.T, h Harness) {
 		}
 	}
 	eventually(t, 30*time.Second, func() bool { return l.distinct() == others },
-		func() string { return fmt.Sprintf("the other keys: %d of %d handled beside the poison", l.distinct(), others) })
+		func() string {
+			return fmt.Sprintf("the other keys: %d of %d handled beside the poison", l.distinct(), others)
+		})
 	var letters []DeadLetter
 	eventually(t, 30*time.Second, func() bool {
 		var err error
 		letters, err = h.DeadLetters(t.Context())
 		return err == nil && len(letters) >= 2
-	}, func() string { return fmt.Sprintf("dead letters on the broker: %+v; want the 2 poison events", letters) })
+	}, func() string {
+		return fmt.Sprintf("dead letters on the broker: %+v; want the 2 poison events", letters)
+	})
 	for key, reason := range map[string]string{"failing": ReasonFailed, "permanent": ReasonPermanent} {
 		found := false
 		for _, dl := range letters {
@@ -395,7 +412,9 @@ func closeWithin(t *testing.T, h Harness) {
 		return lost
 	}
 	eventually(t, 30*time.Second, func() bool { return lost() == 0 },
-		func() string { return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered on the bus", lost(), n) })
+		func() string {
+			return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered on the bus", lost(), n)
+		})
 	t.Logf("of %d accepted: %d received, %d dead-lettered at Close", n, l.distinct(), len(outbound.ids()))
 
 	receiver, err := h.Receive(t.Context(), b, "g2")

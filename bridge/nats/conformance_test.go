@@ -116,4 +116,3 @@ func (bs *bridges) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
