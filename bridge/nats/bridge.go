@@ -273,14 +273,16 @@ func Partition(key string, n int) int {
 
 // Close stops the bridge, in the manner of http.Server.Shutdown:
 //
-//  1. It stops fetching: no new event is received.
+//  1. It stops fetching: no new event is received. It waits for each partition's last
+//     pull to end (250 ms at most) and hands back at once what that pull brings, so that
+//     the server holds no pull of this bridge to deliver into once it is gone (servers
+//     before 2.10 keep a pull past its connection, and an event delivered into it would
+//     wait out AckWait).
 //  2. It waits for the events being delivered to local subscribers and settles each with
 //     the server (ack, redelivery or dead letter); if ctx ends first, it stops waiting and
 //     hands them back (they may then be handled twice: once here, once by whoever
-//     receives them next). It hands back what it had fetched but not delivered too. The
-//     server redelivers them at once, or, if ctx ended before the fetches were known to
-//     be over, a second later, once this bridge's connection is gone, so that none is
-//     redelivered to it.
+//     receives them next), and the acks of events already handled are sent without
+//     waiting for the server's confirmation.
 //  3. It closes the forwarding subscriptions, which forward what the bus accepted, with
 //     their retries, until ctx ends; what is left is dead-lettered by the bus (see
 //     eventbus.Subscription.Close), never dropped silently.

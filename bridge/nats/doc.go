@@ -176,6 +176,9 @@
 //
 // # Requirements
 //
-// NATS server 2.10 or later when a bridge receives more than one topic (its consumers
-// filter on several subjects); 2.9 for one.
+// NATS server 2.9 or later; 2.10 or later when a bridge receives more than one topic (its
+// consumers filter on several subjects): on 2.9, Connect refuses several received topics,
+// naming the version. Before 2.10.4 the bridge terminates a dead-lettered event without a
+// reason (those servers ignore a term that carries one). CI runs the bridge's suite against
+// the embedded server of go.mod and against nats-server 2.9.10.
 package natsbridge
