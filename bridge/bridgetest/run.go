@@ -185,18 +185,9 @@ func brokerRestart(t *testing.T, h Harness) {
 		}
 		accepted = append(accepted, id)
 	}
-	ended := func() (lost int) {
-		dead := outbound.ids()
-		for _, id := range accepted {
-			if !l.seen(id) && !dead[id] {
-				lost++
-			}
-		}
-		return lost
-	}
-	eventually(t, 60*time.Second, func() bool { return ended() == 0 },
+	eventually(t, 60*time.Second, func() bool { return unaccounted(accepted, l, outbound) == 0 },
 		func() string {
-			return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered", ended(), total)
+			return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered", unaccounted(accepted, l, outbound), total)
 		})
 	_, repeats := l.count()
 	t.Logf("accepted %d, received %d, dead-lettered on the way out %d, handler repeats %d", total, l.distinct(), len(outbound.ids()), repeats)
@@ -402,18 +393,9 @@ func closeWithin(t *testing.T, h Harness) {
 			t.Errorf("the forwarding bridge's Close(%v) returned after %v; want within its ctx and a second", 200*time.Millisecond+limit, d)
 		}
 	}
-	lost := func() (lost int) {
-		dead := outbound.ids()
-		for _, id := range ids {
-			if !l.seen(id) && !dead[id] {
-				lost++
-			}
-		}
-		return lost
-	}
-	eventually(t, 30*time.Second, func() bool { return lost() == 0 },
+	eventually(t, 30*time.Second, func() bool { return unaccounted(ids, l, outbound) == 0 },
 		func() string {
-			return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered on the bus", lost(), n)
+			return fmt.Sprintf("%d of %d accepted events neither received nor dead-lettered on the bus", unaccounted(ids, l, outbound), n)
 		})
 	t.Logf("of %d accepted: %d received, %d dead-lettered at Close", n, l.distinct(), len(outbound.ids()))
 
@@ -428,6 +410,18 @@ func closeWithin(t *testing.T, h Harness) {
 	if d := time.Since(start); d > 100*time.Millisecond+time.Second {
 		t.Errorf("the receiving bridge's Close(100ms) returned after %v; want within its ctx and a second", d)
 	}
+}
+
+// unaccounted counts the events of ids that the ledger did not see received and the
+// publishing bus did not dead-letter: the events lost.
+func unaccounted(ids []uuid.UUID, l *ledger, outbound *deadLetters) (lost int) {
+	dead := outbound.ids()
+	for _, id := range ids {
+		if !l.seen(id) && !dead[id] {
+			lost++
+		}
+	}
+	return lost
 }
 
 // boxed returns ev with its payload as an any.
