@@ -107,7 +107,8 @@ func (d Decoder) Message(b Binding, header iter.Seq2[string, []string], body []b
 		switch {
 		case lower == strings.ToLower(b.ContentType):
 			attr = attrDataContentType
-		case len(lower) > len(b.Prefix) && strings.EqualFold(lower[:len(b.Prefix)], b.Prefix):
+		case len(lower) >= len(b.Prefix) && strings.EqualFold(lower[:len(b.Prefix)], b.Prefix):
+			// (The prefix alone names an extension without a name: refused below.)
 			attr = lower[len(b.Prefix):]
 		default:
 			continue

@@ -30,8 +30,8 @@
 // ("eventbusmetadata"): a JSON object of strings, sorted by key, with the characters a
 // String may not hold escaped, so the event stays conformant. Only a key or value that is
 // not valid UTF-8 cannot travel: [FromEvent] refuses it with [ErrInvalid]. Extension values
-// received from another producer are strings; a JSON number or boolean is kept as its
-// text ("42", "true"). The time attribute follows RFC 3339 to the letter (lower-case
+// received from another producer are strings; a JSON integer (32 bits, the spec's
+// Integer) or boolean is kept as its text ("42", "-0", "true"). The time attribute follows RFC 3339 to the letter (lower-case
 // "t" and "z", leap seconds), and 0001-01-01T00:00:00Z is a time like any other
 // ([Event.HasTime]).
 //

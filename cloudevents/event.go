@@ -134,8 +134,8 @@ func (e Event) Validate() error {
 			return err
 		}
 	}
-	if _, err := url.Parse(e.Source); err != nil {
-		return invalid(attrSource, "not a URI reference")
+	if _, err := url.Parse(e.Source); err != nil || !uriChars(e.Source) {
+		return invalid(attrSource, "not a URI reference (RFC 3986: no spaces, no characters outside ASCII, other characters percent-encoded)")
 	}
 	if err := checkString(attrSubject, e.Subject); err != nil {
 		return err
@@ -183,10 +183,36 @@ func checkDataSchema(s string) error {
 	if err := checkString(attrDataSchema, s); err != nil {
 		return err
 	}
-	if u, err := url.Parse(s); err != nil || !u.IsAbs() {
-		return invalid(attrDataSchema, "not an absolute URI")
+	if u, err := url.Parse(s); err != nil || !u.IsAbs() || !uriChars(s) {
+		return invalid(attrDataSchema, "not an absolute URI (RFC 3986)")
 	}
 	return nil
+}
+
+// uriChars reports whether s is made of the characters RFC 3986 allows in a URI
+// (section 2): unreserved, reserved, and '%' followed by two hex digits. url.Parse alone
+// accepts spaces, non-ASCII letters and characters such as '<', '"' and '|'.
+func uriChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", c) >= 0:
+		case c == '%':
+			if i+2 >= len(s) {
+				return false
+			}
+			if _, ok := unhex(s[i+1]); !ok {
+				return false
+			}
+			if _, ok := unhex(s[i+2]); !ok {
+				return false
+			}
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validJSON reports whether b is JSON text as RFC 8259 requires it on the wire: valid

@@ -56,6 +56,9 @@ func encodeMetadata(rest map[string]string) (string, error) {
 // decodeMetadata parses the value of MetadataExtension into md: a JSON object of string
 // members, each name given once and not already in md.
 func decodeMetadata(value string, md eventbus.Metadata) error {
+	if loneSurrogate([]byte(value)) {
+		return malformed(MetadataExtension, "an escaped surrogate code point that is not part of a pair")
+	}
 	err := eachMember([]byte(value), func(name string, raw json.RawMessage) error {
 		if len(raw) == 0 || raw[0] != '"' {
 			return malformed(MetadataExtension, "member "+printable(name)+" is not a JSON string")

@@ -319,18 +319,24 @@ func (e *Event) setAttribute(name, value string, specVersion *string) (bool, err
 		e.Source = value
 	case attrType:
 		e.Type = value
-	case attrSubject:
-		e.Subject = value
+	case attrSubject, attrDataContentType, attrDataSchema:
+		if value == "" {
+			return true, invalid(name, "empty; CloudEvents requires it to be non-empty when present")
+		}
+		switch name {
+		case attrSubject:
+			e.Subject = value
+		case attrDataContentType:
+			e.DataContentType = value
+		default:
+			e.DataSchema = value
+		}
 	case attrTime:
 		var err error
 		if e.Time, err = parseTime(value); err != nil {
 			return true, err
 		}
 		e.timeSet = true
-	case attrDataContentType:
-		e.DataContentType = value
-	case attrDataSchema:
-		e.DataSchema = value
 	default:
 		return false, nil
 	}
@@ -449,7 +455,55 @@ func stringMember(name string, value json.RawMessage) (s string, present bool, e
 	if err := json.Unmarshal(value, &s); err != nil {
 		return "", false, malformed(name, err.Error())
 	}
+	if loneSurrogate(value) {
+		return "", false, invalid(name, "an escaped surrogate code point that is not part of a pair")
+	}
 	return s, true, nil
+}
+
+// loneSurrogate reports whether the JSON text b holds a \uXXXX escape of a surrogate code
+// point that is not half of a pair (a high one followed by a low one): encoding/json
+// turns it into U+FFFD without a word, and CloudEvents Strings may not hold surrogates.
+func loneSurrogate(b []byte) bool {
+	escape := func(i int) (rune, bool) { // the code unit of an escape at b[i:], if it is one
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range b[i+2 : i+6] {
+			d, ok := unhex(c)
+			if !ok {
+				return 0, false
+			}
+			r = r<<4 | rune(d)
+		}
+		return r, true
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] != 'u' { // another escape: skip its letter (\\ included)
+			i++
+			continue
+		}
+		r, ok := escape(i)
+		if !ok {
+			continue
+		}
+		switch {
+		case r >= 0xd800 && r <= 0xdbff:
+			if lo, ok := escape(i + 6); !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 11
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 // extensionValue returns the value of an extension as a string: a JSON string as is, an
@@ -463,11 +517,10 @@ func extensionValue(name string, value json.RawMessage) (v string, present bool,
 	case c == 't' || c == 'f':
 		return string(value), true, nil
 	case c == '-' || (c >= '0' && c <= '9'):
-		n, err := strconv.ParseInt(string(value), 10, 32)
-		if err != nil {
+		if _, err := strconv.ParseInt(string(value), 10, 32); err != nil {
 			return "", false, invalid(name, "a number must be a 32-bit integer, got "+string(value))
 		}
-		return strconv.FormatInt(n, 10), true, nil
+		return string(value), true, nil // as it was written: "-0" stays "-0"
 	}
 	return "", false, invalid(name, "an extension must be a string, an integer or a boolean")
 }

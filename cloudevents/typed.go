@@ -2,6 +2,8 @@ package cloudevents
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 
 	"github.com/ae30fb47/eventbus"
 	"github.com/google/uuid"
@@ -21,11 +23,14 @@ const (
 // Every Metadata entry travels: as an extension of its own when its key is a valid
 // extension name and its value a non-empty CloudEvents String; "subject" and "dataschema"
 // as those attributes when their values fit them; every other entry inside the
-// [MetadataExtension] extension. FromEvent returns an [*Error] of kind [ErrInvalid] for
-// a Metadata key or value that is not valid UTF-8, which no CloudEvent can carry, and for
-// an envelope that makes an invalid event (see [Event.Validate]): the nil UUID, an empty
-// Source, a control character in the Key. A payload that does not marshal gives an error
-// of kind [ErrData]. The time attribute is always written, the zero Time as
+// [MetadataExtension] extension. So that a default [Decoder] reads every event FromEvent
+// makes, no more than [DefaultMaxExtensions] extensions are written (partitionkey and
+// eventbusmetadata counted): past that, the entries last by name move into
+// eventbusmetadata too. FromEvent returns an [*Error] of kind [ErrInvalid] for a Metadata
+// key or value that is not valid UTF-8, which no CloudEvent can carry, and for an envelope
+// that makes an invalid event (see [Event.Validate]): the nil UUID, a Source that is not a
+// URI reference, a control character in the Key. A payload that does not marshal gives
+// an error of kind [ErrData]. The time attribute is always written, the zero Time as
 // 0001-01-01T00:00:00Z.
 func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 	e := Event{
@@ -55,6 +60,21 @@ func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 				rest = make(map[string]string)
 			}
 			rest[name] = value
+		}
+	}
+	keyed := 0
+	if ev.Key != "" {
+		keyed = 1
+	}
+	if n := len(e.Extensions) + keyed; n > DefaultMaxExtensions || (rest != nil && n+1 > DefaultMaxExtensions) {
+		// More extensions than a default Decoder takes: the first by name stay extensions,
+		// the others join the rest, so that every receiver reads the event.
+		if rest == nil {
+			rest = make(map[string]string)
+		}
+		for _, name := range slices.Sorted(maps.Keys(e.Extensions))[DefaultMaxExtensions-keyed-1:] {
+			rest[name] = e.Extensions[name]
+			delete(e.Extensions, name)
 		}
 	}
 	if rest != nil {
@@ -87,7 +107,8 @@ func FromEvent[T any](ev eventbus.Event[T]) (Event, error) {
 // T, the datacontenttype must be JSON (or absent) and the data is unmarshalled with
 // encoding/json (absent data leaves the zero T).
 //
-// The id must be a UUID in its canonical form (as FromEvent writes it), else ToEvent
+// The id must be a UUID in its 8-4-4-4-12 form (hex digits of either case, as RFC 9562
+// reads them; FromEvent writes lower case), else ToEvent
 // returns an [*Error] of kind [ErrInvalid]; data that does not decode gives one of kind
 // [ErrData]. Metadata (nil if empty) holds the extensions other than partitionkey, the
 // subject and dataschema attributes, and the members of the [MetadataExtension]
