@@ -166,11 +166,15 @@ func TestAttackStoppedBeforeAnyAttempt(t *testing.T) {
 		return ctx.Err()
 	}, eventbus.WithConcurrency(1))
 	res := make(chan error, 2)
-	go func() { res <- eventbus.Publish(context.Background(), bus, atkT, 1, eventbus.WithWait(), eventbus.WithKey("k")) }()
+	go func() {
+		res <- eventbus.Publish(context.Background(), bus, atkT, 1, eventbus.WithWait(), eventbus.WithKey("k"))
+	}()
 	for started.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	go func() { res <- eventbus.Publish(context.Background(), bus, atkT, 2, eventbus.WithWait(), eventbus.WithKey("k")) }()
+	go func() {
+		res <- eventbus.Publish(context.Background(), bus, atkT, 2, eventbus.WithWait(), eventbus.WithKey("k"))
+	}()
 	time.Sleep(20 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
