@@ -222,7 +222,7 @@ func TestHandlerErrClosedIsAFailure(t *testing.T) {
 	a, b := newBus(t, "bus-a"), newBus(t, "bus-b")
 	connect(t, a, testConfig(s), natsbridge.Forward(steps))
 	cfg := testConfig(s)
-	cfg.Retry = eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 300 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}
+	cfg.Retry = eventbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 300 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, Jitter: -1}
 	brB := connect(t, b, cfg, natsbridge.Receive(steps))
 	var mu sync.Mutex
 	var calls []time.Time
