@@ -114,8 +114,8 @@ func TestProcessRestart(t *testing.T) {
 	if dupTerm != 0 {
 		t.Errorf("the graceful restart repeated %d events; want none", dupTerm)
 	}
-	if graceful.all > 2*time.Second+graceful.ready {
-		t.Errorf("after the graceful restart every partition resumed within %v of the signal, %v after connecting; want within a second or two of connecting",
+	if graceful.all-graceful.ready > time.Second {
+		t.Errorf("after the graceful restart every partition resumed within %v of the signal, %v after connecting; want within a second of connecting",
 			graceful.all, graceful.all-graceful.ready)
 	}
 	handled.checkOrder(t)
