@@ -18,12 +18,11 @@ import (
 // atkServer is an embedded NATS server with JetStream in a temp dir (the pattern of
 // server_test.go).
 type atkServer struct {
-	t       testing.TB
-	dir     string
-	port    int
-	maxPay  int32
-	srv     *server.Server
-	stopped bool
+	t      testing.TB
+	dir    string
+	port   int
+	maxPay int32
+	srv    *server.Server
 }
 
 func atkStartServer(t testing.TB, maxPayload int32) *atkServer {
