@@ -3,7 +3,7 @@ module github.com/ae30fb47/eventbus/otel
 go 1.25.0
 
 require (
-	github.com/ae30fb47/eventbus v0.0.0-00010101000000-000000000000
+	github.com/ae30fb47/eventbus v0.1.0
 	github.com/google/uuid v1.6.0
 	go.opentelemetry.io/otel v1.46.0
 	go.opentelemetry.io/otel/metric v1.46.0

@@ -3,7 +3,7 @@ module github.com/ae30fb47/eventbus/bridge/nats
 go 1.25.0
 
 require (
-	github.com/ae30fb47/eventbus v0.0.0-00010101000000-000000000000
+	github.com/ae30fb47/eventbus v0.1.0
 	github.com/google/uuid v1.6.0
 	github.com/nats-io/nats-server/v2 v2.12.8
 	github.com/nats-io/nats.go v1.52.0

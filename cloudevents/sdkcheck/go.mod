@@ -3,7 +3,7 @@ module github.com/ae30fb47/eventbus/cloudevents/sdkcheck
 go 1.25.0
 
 require (
-	github.com/ae30fb47/eventbus v0.0.0-00010101000000-000000000000
+	github.com/ae30fb47/eventbus v0.1.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/google/uuid v1.6.0
 )

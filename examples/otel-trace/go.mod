@@ -3,8 +3,8 @@ module github.com/ae30fb47/eventbus/examples/otel-trace
 go 1.25.0
 
 require (
-	github.com/ae30fb47/eventbus v0.0.0-00010101000000-000000000000
-	github.com/ae30fb47/eventbus/otel v0.0.0-00010101000000-000000000000
+	github.com/ae30fb47/eventbus v0.1.0
+	github.com/ae30fb47/eventbus/otel v0.1.0
 	go.opentelemetry.io/otel v1.46.0
 	go.opentelemetry.io/otel/sdk v1.46.0
 	go.opentelemetry.io/otel/trace v1.46.0

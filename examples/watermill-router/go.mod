@@ -4,8 +4,8 @@ go 1.25.0
 
 require (
 	github.com/ThreeDotsLabs/watermill v1.5.1
-	github.com/ae30fb47/eventbus v0.0.0-00010101000000-000000000000
-	github.com/ae30fb47/eventbus/bridge/watermill v0.0.0-00010101000000-000000000000
+	github.com/ae30fb47/eventbus v0.1.0
+	github.com/ae30fb47/eventbus/bridge/watermill v0.1.0
 )
 
 require (
