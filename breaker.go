@@ -35,6 +35,25 @@ func (s CircuitState) String() string {
 	return fmt.Sprintf("CircuitState(%d)", uint32(s))
 }
 
+// MarshalText returns the state's String, so that JSON shows "open" rather than 1.
+func (s CircuitState) MarshalText() ([]byte, error) {
+	if s > CircuitHalfOpen {
+		return nil, fmt.Errorf("eventbus: CircuitState(%d) has no name", uint32(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText parses "closed", "open" or "half-open".
+func (s *CircuitState) UnmarshalText(b []byte) error {
+	for _, c := range []CircuitState{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
+		if string(b) == c.String() {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("eventbus: no circuit state %q", b)
+}
+
 // WithCircuitBreaker pauses the subscription after failures consecutive failed attempts (of
 // any events): for coolDown no attempt starts, so a failing dependency is not hammered and
 // retries are not burnt while it is down. Nothing is dropped: events wait in the buffer

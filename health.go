@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,11 +63,27 @@ func WithHealthPolicy(p HealthPolicy) Option {
 }
 
 // Health is a bus's health as [Bus.Health] judges it.
+//
+// Its JSON adds "healthy", the verdict of Err: {"healthy": false, "closed": false,
+// "subscriptions": [{"topic": ..., "name": ..., "healthy": false, "problems": [...]}]}.
 type Health struct {
-	Closed bool // Close has begun
+	Closed bool `json:"closed"` // Close has begun
 	// Subscriptions are every current subscription, healthy or not, sorted by topic and
 	// name.
-	Subscriptions []SubscriptionHealth
+	Subscriptions []SubscriptionHealth `json:"subscriptions"`
+}
+
+// MarshalJSON writes h with its verdict, "healthy".
+func (h Health) MarshalJSON() ([]byte, error) {
+	type plain Health
+	subs := h.Subscriptions
+	if subs == nil {
+		subs = []SubscriptionHealth{}
+	}
+	return json.Marshal(struct {
+		Healthy bool `json:"healthy"`
+		plain
+	}{h.Err() == nil, plain{Closed: h.Closed, Subscriptions: subs}})
 }
 
 // SubscriptionHealth is one subscription's health. A subscription is unhealthy while its
@@ -74,8 +91,25 @@ type Health struct {
 // than the policy's FullFor, or while more than the policy's DeadLetterRatio of the events
 // it ended recently were dead-lettered.
 type SubscriptionHealth struct {
-	Topic, Name string
-	Problems    []string // why it is unhealthy; empty if it is healthy
+	Topic    string   `json:"topic"`
+	Name     string   `json:"name"`
+	Problems []string `json:"problems"` // why it is unhealthy; empty if it is healthy
+}
+
+// MarshalJSON writes h with its verdict, "healthy", and its problems as a list, empty if
+// there are none.
+func (h SubscriptionHealth) MarshalJSON() ([]byte, error) {
+	type plain SubscriptionHealth
+	p := plain(h)
+	if p.Problems == nil {
+		p.Problems = []string{}
+	}
+	return json.Marshal(struct {
+		Topic   string `json:"topic"`
+		Name    string `json:"name"`
+		Healthy bool   `json:"healthy"`
+		plain
+	}{h.Topic, h.Name, h.Healthy(), p})
 }
 
 // Healthy reports whether the subscription has no problem.

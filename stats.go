@@ -23,17 +23,21 @@ type subStats struct {
 
 // Stats is a snapshot of a bus's counters: per topic, and per subscription within it. Taking
 // one locks each subscription briefly; the counters are kept whether or not anyone asks.
+//
+// Its JSON (encoding/json) is meant to be read by people and by programs alike: field names
+// in lower camel case, the circuit state by name, durations as strings that
+// time.ParseDuration reads ("1.5ms"); testdata/stats.golden.json shows it.
 type Stats struct {
-	Topics []TopicStats // sorted by name
+	Topics []TopicStats `json:"topics"` // sorted by name
 }
 
 // TopicStats are the counters of one topic.
 type TopicStats struct {
-	Name string
+	Name string `json:"name"`
 	// Published counts the events Publish accepted for the topic (returned nil, or, with
 	// WithWait, got past accepting), each once however many subscribers it reached.
-	Published     uint64
-	Subscriptions []SubscriptionStats // sorted by name
+	Published     uint64              `json:"published"`
+	Subscriptions []SubscriptionStats `json:"subscriptions"` // sorted by name
 }
 
 // SubscriptionStats are the counters of one subscription. Counters count from the
@@ -46,18 +50,19 @@ type TopicStats struct {
 // the room publishers are reserving at that instant, and by the events that handlers
 // publishing in a cycle were let in over it (see [Publish]).
 type SubscriptionStats struct {
-	Topic, Name    string
-	Delivered      uint64 // events accepted into the subscription's buffer
-	Handled        uint64 // events that ended handled, Duplicates included
-	Duplicates     uint64 // repeats skipped by de-duplication (see WithDeduplication)
-	FailedAttempts uint64 // attempts that returned an error, panicked or timed out
-	Retries        uint64 // failed attempts that were followed by another attempt
-	DeadLettered   uint64 // events given to the dead-letter hook
-	InFlight       int    // events a worker holds: in a handler or a dead-letter hook
-	Queued         int    // events held and not in flight: waiting to run or to retry
-	Capacity       int    // the buffer size (see WithBuffer)
-	Circuit        CircuitState
-	Latency        Latency // of handler attempts, sampled
+	Topic          string       `json:"topic"`
+	Name           string       `json:"name"`
+	Delivered      uint64       `json:"delivered"`      // events accepted into the subscription's buffer
+	Handled        uint64       `json:"handled"`        // events that ended handled, Duplicates included
+	Duplicates     uint64       `json:"duplicates"`     // repeats skipped by de-duplication (see WithDeduplication)
+	FailedAttempts uint64       `json:"failedAttempts"` // attempts that returned an error, panicked or timed out
+	Retries        uint64       `json:"retries"`        // failed attempts that were followed by another attempt
+	DeadLettered   uint64       `json:"deadLettered"`   // events given to the dead-letter hook
+	InFlight       int          `json:"inFlight"`       // events a worker holds: in a handler or a dead-letter hook
+	Queued         int          `json:"queued"`         // events held and not in flight: waiting to run or to retry
+	Capacity       int          `json:"capacity"`       // the buffer size (see WithBuffer)
+	Circuit        CircuitState `json:"circuit"`
+	Latency        Latency      `json:"latency"` // of handler attempts, sampled
 }
 
 // Stats returns a snapshot of the bus's counters, for every topic that has a subscriber and
@@ -73,9 +78,9 @@ func (b *Bus) Stats() Stats {
 	b.mu.Unlock()
 
 	byTopic := make(map[string]*TopicStats, len(topics))
-	var st Stats
+	st := Stats{Topics: []TopicStats{}} // empty, not null, in JSON
 	for name, e := range topics {
-		st.Topics = append(st.Topics, TopicStats{Name: name, Published: e.published()})
+		st.Topics = append(st.Topics, TopicStats{Name: name, Published: e.published(), Subscriptions: []SubscriptionStats{}})
 	}
 	slices.SortFunc(st.Topics, func(a, b TopicStats) int { return cmp.Compare(a.Name, b.Name) })
 	for i := range st.Topics {

@@ -518,10 +518,12 @@ type latencySample struct {
 	end      int64 // when the sampled attempt ended, Unix nanoseconds
 }
 
-// due counts an attempt about to run and reports whether to time it.
+// due counts an attempt about to run and reports whether to time it: the worker's first,
+// then one in latencySampleEvery, so that a subscription that handled a few events shows
+// a sample of them.
 func (l *latencySample) due() bool {
 	l.attempts++
-	return l.attempts%latencySampleEvery == 0
+	return l.attempts%latencySampleEvery == 1
 }
 
 // time runs attempt, timing it.
