@@ -87,6 +87,19 @@
 // [WithWait] turns Publish into a request: it returns once every subscriber has handled or
 // dead-lettered the event, with their errors joined.
 //
+// # Correlation
+//
+// A handler that publishes with the ctx it was given publishes a consequence of the event it
+// handles: the new event's Metadata gets [CorrelationIDKey] ("correlationid"), the
+// correlation ID of the handled event or, if it had none, that event's ID, and
+// [CausationIDKey] ("causationid"), the handled event's ID, unless the publisher set them
+// itself; so do a dead-letter hook's publishes. Every event of a chain thus names the one
+// that began it and its parent, across buses and, both being CloudEvents extension names,
+// across every bridge; the otel module puts them on spans. The ctx names the handled event
+// only while its handler runs: a goroutine that publishes later should pass the IDs
+// itself. The cost is the Metadata map of the new event (2 allocations; see
+// docs/PERFORMANCE.md).
+//
 // # Shutdown
 //
 // [Bus.Close] works like http.Server.Shutdown. Publish and Subscribe return [ErrClosed]
@@ -105,7 +118,9 @@
 // capacity, the circuit's state, and p50/p95/p99 of handler latency (timed on one attempt in
 // 64, over the last minute or two). [Bus.Health] judges each subscription by a
 // [HealthPolicy] (a buffer that stays nearly full, an open circuit, too many dead letters),
-// and [Bus.Ready] gives its verdict as an error, for a readiness probe.
+// and [Bus.Ready] gives its verdict as an error, for a readiness probe. Stats and Health
+// marshal to readable JSON, and [HTTPHandler] serves them, with a readiness endpoint, in
+// the manner of expvar.
 //
 // The bus logs through log/slog ([WithLogger]): dead letters and failing hooks at Error, a
 // Close cut short at Warn, circuit changes at Warn and Info, and subscriptions, retries and

@@ -301,3 +301,56 @@ func ExampleBus_Health() {
 	// order.created/billing: healthy
 	// order.created/shipping: circuit breaker open
 }
+
+// A handler that publishes with its ctx links the new event to the one it handles: the
+// correlation ID of the chain (the first event's ID) and the cause.
+func ExampleCorrelationIDKey() {
+	paid := eventbus.NewTopic[Order]("order.paid")
+	bus := eventbus.New()
+	eventbus.Subscribe(bus, orderCreated, "billing", func(ctx context.Context, ev eventbus.Event[Order]) error {
+		return eventbus.Publish(ctx, bus, paid, ev.Payload) // with the handler's ctx
+	})
+	done := make(chan eventbus.Event[Order], 1)
+	eventbus.Subscribe(bus, paid, "shipping", func(_ context.Context, ev eventbus.Event[Order]) error {
+		done <- ev
+		return nil
+	})
+	first := uuid.MustParse("0196b1f4-7c2a-7d3e-9f00-0123456789ab")
+	eventbus.Publish(context.Background(), bus, orderCreated, Order{ID: "o-1"}, eventbus.WithID(first))
+	ev := <-done
+	bus.Close(context.Background())
+	fmt.Println("correlation:", ev.Metadata[eventbus.CorrelationIDKey])
+	fmt.Println("causation:  ", ev.Metadata[eventbus.CausationIDKey])
+	// Output:
+	// correlation: 0196b1f4-7c2a-7d3e-9f00-0123456789ab
+	// causation:   0196b1f4-7c2a-7d3e-9f00-0123456789ab
+}
+
+// Stats and Health over HTTP, as JSON, beside a service's other endpoints.
+func ExampleHTTPHandler() {
+	bus := eventbus.New()
+	eventbus.Subscribe(bus, orderCreated, "billing", func(context.Context, eventbus.Event[Order]) error { return nil })
+	mux := http.NewServeMux()
+	mux.Handle("/eventbus/", http.StripPrefix("/eventbus", eventbus.HTTPHandler(bus)))
+
+	for _, path := range []string{"/eventbus/ready", "/eventbus/health"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		fmt.Print(path, " ", rec.Code, " ", rec.Body.String())
+	}
+	bus.Close(context.Background())
+	// Output:
+	// /eventbus/ready 200 ok
+	// /eventbus/health 200 {
+	//   "healthy": true,
+	//   "closed": false,
+	//   "subscriptions": [
+	//     {
+	//       "topic": "order.created",
+	//       "name": "billing",
+	//       "healthy": true,
+	//       "problems": []
+	//     }
+	//   ]
+	// }
+}

@@ -50,6 +50,9 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	}
 	var pc publishConfig
 	pc.apply(opts)
+	if sc := scopeOf(ctx); sc != nil && sc.id != uuid.Nil {
+		pc.correlate(sc) // a handler publishes: the new event follows from the one it handles
+	}
 	if b.publishChain != nil {
 		return publishThrough(ctx, b, t.name, ts, payload, &pc)
 	}

@@ -186,11 +186,14 @@ func (c *subCore) concurrency() int { return len(c.flights) }
 
 // start launches the workers; they run until the subscription is closed and empty.
 func (s *subscription[T]) start() {
-	ctx := context.WithValue(s.ctx, handlerKey{}, &s.subCore)
-	dlCtx := context.WithoutCancel(ctx)
+	dlCtx := context.WithoutCancel(s.ctx)
 	s.live.Store(int32(s.concurrency()))
 	for i := range s.flights {
-		w := &worker[T]{s: s, ctx: ctx, dlCtx: dlCtx, keys: &s.flights[i]}
+		w := &worker[T]{s: s, keys: &s.flights[i]}
+		for j := range w.batch.scope {
+			w.batch.scope[j] = handlerScope{Context: s.ctx, core: &s.subCore}
+		}
+		w.hookScope = handlerScope{Context: dlCtx, core: &s.subCore}
 		if s.chain != nil {
 			w.delivery = new(Delivery)
 		}

@@ -1,7 +1,5 @@
 package eventbus
 
-import "context"
-
 // Waking workers: a worker that finds no work announces itself in sleepers, looks at the
 // intake a last time and waits on work. A publisher that fills an intake cell looks at
 // sleepers after filling it: one of the two sees the other, so no event is left behind a
@@ -64,18 +62,4 @@ func (c *subCore) wakeWorker() {
 	c.mu.Lock()
 	c.work.Signal()
 	c.mu.Unlock()
-}
-
-// handlerKey is the context key under which a worker's context holds its *subCore, so that a
-// Publish from inside a handler (or a dead-letter hook) knows where it comes from.
-type handlerKey struct{}
-
-// publishingHandler returns the subscription of b whose handler is publishing with ctx, or
-// nil if ctx does not come from a handler of b.
-func publishingHandler(ctx context.Context, b *Bus) *subCore {
-	c, _ := ctx.Value(handlerKey{}).(*subCore)
-	if c != nil && c.bus == b {
-		return c
-	}
-	return nil
 }

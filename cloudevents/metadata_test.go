@@ -136,3 +136,17 @@ func TestMetadataExtensionRejects(t *testing.T) {
 		})
 	}
 }
+
+// The bus's correlation and causation keys are extension names: a chain of events is
+// visible to every CloudEvents consumer, not only inside eventbusmetadata.
+func TestCorrelationKeysAreExtensions(t *testing.T) {
+	ev := sampleOrder()
+	ev.Metadata = eventbus.Metadata{eventbus.CorrelationIDKey: "c-1", eventbus.CausationIDKey: "c-2"}
+	e, err := cloudevents.FromEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Extensions[eventbus.CorrelationIDKey] != "c-1" || e.Extensions[eventbus.CausationIDKey] != "c-2" {
+		t.Errorf("extensions %v; want correlationid and causationid as extensions of their own", e.Extensions)
+	}
+}

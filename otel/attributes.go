@@ -37,7 +37,24 @@ const (
 	// QuantileKey is the quantile of the eventbus.subscription.latency metric: 0.5, 0.95 or
 	// 0.99.
 	QuantileKey = attribute.Key("messaging.eventbus.latency.quantile")
+	// CausationIDKey is the ID of the event whose handler published this one (its
+	// eventbus.CausationIDKey metadata), on producer and consumer spans, when it has one.
+	// The correlation ID goes in messaging.message.conversation_id, the conventions' name
+	// for it.
+	CausationIDKey = attribute.Key("messaging.eventbus.message.causation_id")
 )
+
+// withChain appends the correlation and causation IDs that md carries (see
+// eventbus.CorrelationIDKey), if any.
+func withChain(kv []attribute.KeyValue, md eventbus.Metadata) []attribute.KeyValue {
+	if c := md[eventbus.CorrelationIDKey]; c != "" {
+		kv = append(kv, semconv.MessagingMessageConversationID(c))
+	}
+	if c := md[eventbus.CausationIDKey]; c != "" {
+		kv = append(kv, CausationIDKey.String(c))
+	}
+	return kv
+}
 
 // Operation names (messaging.operation.name) and the span names built from them.
 const (

@@ -124,7 +124,7 @@ func (t *Tracing) PublishMiddleware() eventbus.PublishMiddleware {
 			ctx, span := t.tracer.Start(parent, info.name, opts...)
 			if span.IsRecording() {
 				kv := [...]attribute.KeyValue{semconv.MessagingMessageID(p.ID.String()), MessageKeyKey.String(p.Key)}
-				span.SetAttributes(withKey(kv[:], p.Key)...)
+				span.SetAttributes(withChain(withKey(kv[:], p.Key), p.Metadata)...)
 			}
 			t.propagator.Inject(ctx, carrier)
 			err := next(ctx, p)
@@ -199,7 +199,7 @@ func (t *Tracing) Middleware() eventbus.Middleware {
 					DeliveryAttemptKey.Int(d.Attempt),
 					MessageKeyKey.String(d.Key),
 				}
-				span.SetAttributes(withKey(kv[:], d.Key)...)
+				span.SetAttributes(withChain(withKey(kv[:], d.Key), d.Metadata)...)
 			}
 			returned := false
 			defer func() {

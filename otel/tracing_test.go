@@ -153,6 +153,21 @@ func TestPublishFromHandler(t *testing.T) {
 				chain[i].SpanContext.TraceID(), chain[i-1].Name, chain[i-1].SpanContext.SpanID(), root.SpanContext().TraceID())
 		}
 	}
+	// The event the handler published names the first as its correlation and cause, on
+	// both of its spans; the first has neither.
+	first := attrs(chain[1])["messaging.message.id"]
+	for _, s := range chain[3:] {
+		a := attrs(s)
+		if a["messaging.message.conversation_id"] != first || a["messaging.eventbus.message.causation_id"] != first {
+			t.Errorf("%q: conversation_id %q, causation_id %q; want both %s", s.Name,
+				a["messaging.message.conversation_id"], a["messaging.eventbus.message.causation_id"], first)
+		}
+	}
+	for _, s := range chain[1:3] {
+		if a := attrs(s); a["messaging.message.conversation_id"] != "" || a["messaging.eventbus.message.causation_id"] != "" {
+			t.Errorf("%q, published outside a handler: attributes %v; want no conversation or causation", s.Name, a)
+		}
+	}
 }
 
 // TestCarriedContext: an event published with a trace context already in its Metadata (as

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/ae30fb47/eventbus"
@@ -53,4 +55,45 @@ func Example() {
 	fmt.Println(<-got)
 	// Output:
 	// order.created from /shop: {ID:o-1 Total:9.5}, key o-1, tenant acme
+}
+
+// Graceful shutdown of a service with a bus and bridges, on SIGTERM (what Kubernetes and
+// systemd send) or Ctrl-C, within a deadline: the bridges first, then the bus. A
+// forwarding bridge's Close forwards what the bus accepted; a receiving bridge's stops
+// fetching and settles what its subscribers are handling, so the bus must still run while
+// they close. Here the program sends itself the SIGTERM an orchestrator would.
+func Example_gracefulShutdown() {
+	dir, _ := os.MkdirTemp("", "natsbridge-example-")
+	defer os.RemoveAll(dir)
+	srv, _ := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	srv.Start()
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	srv.ReadyForConnections(10 * time.Second)
+
+	// In main:
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bus := eventbus.New()
+	if _, err := eventbus.Subscribe(bus, orderCreated, "picking", func(context.Context, eventbus.Event[order]) error { return nil }); err != nil {
+		fmt.Println(err)
+		return
+	}
+	cfg := natsbridge.Config{URL: srv.ClientURL()}
+	bridge, err := natsbridge.Connect(ctx, bus, cfg, natsbridge.Receive(orderCreated))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	me, _ := os.FindProcess(os.Getpid())
+	me.Signal(syscall.SIGTERM) // the orchestrator stops the pod
+	<-ctx.Done()               // the service runs until then
+
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second) // the grace period, less a margin
+	defer cancel()
+	fmt.Println("bridge closed:", bridge.Close(shutdown)) // first the bridges,
+	fmt.Println("bus closed:", bus.Close(shutdown))       // then the bus
+	// Output:
+	// bridge closed: <nil>
+	// bus closed: <nil>
 }
