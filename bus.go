@@ -34,11 +34,15 @@ type Bus struct {
 	closing map[*Subscription]struct{} // removed by Subscription.Close and not yet drained
 }
 
-// New returns a running bus. It panics if an option is invalid; options are checked when
-// they are made, so that is a programmer error caught at start-up.
+// New returns a running bus. It panics, with a message that starts "eventbus:", if an
+// option is nil or invalid: a programmer error, caught at start-up (see the package doc,
+// "Errors").
 func New(opts ...Option) *Bus {
 	cfg := defaultBusConfig()
 	for _, o := range opts {
+		if o == nil {
+			panic("eventbus: New: nil Option")
+		}
 		o.applyBus(&cfg)
 	}
 	if cfg.deadLetter == nil {

@@ -222,6 +222,9 @@ func TestBadArguments(t *testing.T) {
 			return Subscribe(b, orders, "s", h, WithRetry(RetryPolicy{Multiplier: 0.5}))
 		}, "Multiplier must be >= 1"},
 		{"nil option", func() (*Subscription, error) { return Subscribe(b, orders, "s", h, nil) }, "nil SubscribeOption"},
+		// The rule of the package doc: whatever is given to Subscribe is an error, never a panic.
+		{"WithDeadLetter nil", func() (*Subscription, error) { return Subscribe(b, orders, "s", h, WithDeadLetter(nil)) }, "WithDeadLetter: handler must not be nil"},
+		{"WithMiddleware nil", func() (*Subscription, error) { return Subscribe(b, orders, "s", h, WithMiddleware(nil)) }, "WithMiddleware: middleware must not be nil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,7 +248,10 @@ func TestConstructionPanics(t *testing.T) {
 		{"NewTopic empty", func() { NewTopic[int]("") }, "eventbus: NewTopic: name must not be empty"},
 		{"WithSource empty", func() { WithSource("") }, "eventbus: WithSource: source must not be empty"},
 		{"WithLogger nil", func() { WithLogger(nil) }, "eventbus: WithLogger: logger must not be nil"},
-		{"WithDeadLetter nil", func() { WithDeadLetter(nil) }, "eventbus: WithDeadLetter: handler must not be nil"},
+		{"New with WithDeadLetter nil", func() { New(WithDeadLetter(nil)) }, "eventbus: WithDeadLetter: handler must not be nil"},
+		{"New with a nil Option", func() { New(nil) }, "eventbus: New: nil Option"},
+		{"New with WithMiddleware nil", func() { New(WithMiddleware(nil)) }, "eventbus: WithMiddleware: middleware must not be nil"},
+		{"HTTPHandler nil", func() { HTTPHandler(nil) }, "eventbus: HTTPHandler: nil Bus"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,6 +87,16 @@
 // [WithWait] turns Publish into a request: it returns once every subscriber has handled or
 // dead-lettered the event, with their errors joined.
 //
+// # Errors
+//
+// One rule for bad arguments, in this package and its modules: a function that returns an
+// error reports them with it, as [Subscribe] does for every option given to it (a nil
+// handler, WithConcurrency(0), WithDeadLetter(nil)) and natsbridge.Connect for a nil bus;
+// one that returns none panics at once with a message that starts with its package's
+// name: [New] for a nil or invalid option, [NewTopic] for an empty name, [HTTPHandler]
+// for a nil bus, watermillbus.New for a nil bus. Those are programmer errors, caught at
+// start-up. Nothing panics later, on an event.
+//
 // # Correlation
 //
 // A handler that publishes with the ctx it was given publishes a consequence of the event it

@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -62,20 +63,38 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // DeadLetterOption is both an [Option] and a [SubscribeOption]; see [WithDeadLetter].
-type DeadLetterOption struct{ h DeadLetterHandler }
+type DeadLetterOption struct {
+	h   DeadLetterHandler
+	err error // a nil hook: New panics with it, Subscribe returns it
+}
 
-func (o DeadLetterOption) applyBus(c *busConfig)             { c.deadLetter = o.h }
-func (o DeadLetterOption) applySubscribe(c *subscribeConfig) { c.deadLetter = o.h }
+func (o DeadLetterOption) applyBus(c *busConfig) {
+	if o.err != nil {
+		panic(o.err.Error())
+	}
+	c.deadLetter = o.h
+}
+
+func (o DeadLetterOption) applySubscribe(c *subscribeConfig) {
+	if o.err != nil {
+		if c.err == nil {
+			c.err = o.err
+		}
+		return
+	}
+	c.deadLetter = o.h
+}
 
 // WithDeadLetter sets the hook that receives the events a subscriber gives up on. Given to
 // [Subscribe] it applies to that subscription; given to [New] it is the default of every
-// subscription that sets none. Without either, dead letters are logged. It panics if h is
-// nil; use [DiscardDeadLetters] to drop them.
+// subscription that sets none. Without either, dead letters are logged. A nil h is a
+// programmer error: New panics with it, Subscribe returns it; use [DiscardDeadLetters] to
+// drop dead letters.
 func WithDeadLetter(h DeadLetterHandler) DeadLetterOption {
 	if h == nil {
-		panic("eventbus: WithDeadLetter: handler must not be nil")
+		return DeadLetterOption{err: errors.New("eventbus: WithDeadLetter: handler must not be nil")}
 	}
-	return DeadLetterOption{h}
+	return DeadLetterOption{h: h}
 }
 
 type subscribeConfig struct {
