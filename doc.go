@@ -84,8 +84,11 @@
 // publishing (or waiting with WithWait), and that no idle worker can make progress in,
 // takes handlers' events over its buffer.
 //
-// [WithWait] turns Publish into a request: it returns once every subscriber has handled or
-// dead-lettered the event, with their errors joined.
+// [WithWait] makes Publish wait: it returns once every subscriber has handled or
+// dead-lettered the event, with their errors joined. For a command with an answer, a
+// [RequestTopic] has one handler ([Handle]) whose result [Request] returns, with the
+// caller's deadline and cancellation on the handler's ctx, and the subscription's retries
+// and dead letters as for any subscriber.
 //
 // # Errors
 //

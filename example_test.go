@@ -354,3 +354,26 @@ func ExampleHTTPHandler() {
 	//   ]
 	// }
 }
+
+// A command and its outcome in one call: the one handler of a request topic answers, with
+// the caller's deadline on its ctx and the subscription's retries behind it.
+func ExampleRequest() {
+	type Quote struct{ Item string }
+	type Price struct{ Cents int }
+	quotes := eventbus.NewRequestTopic[Quote, Price]("pricing.quote")
+
+	bus := eventbus.New()
+	defer bus.Close(context.Background())
+	if _, err := eventbus.Handle(bus, quotes, "pricing", func(ctx context.Context, ev eventbus.Event[Quote]) (Price, error) {
+		return Price{Cents: 1250}, nil
+	}); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	p, err := eventbus.Request(ctx, bus, quotes, Quote{Item: "lamp"})
+	fmt.Println(p.Cents, err)
+	// Output: 1250 <nil>
+}

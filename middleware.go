@@ -94,7 +94,16 @@ func (d *Delivery) Payload() any {
 	return nil
 }
 
-func (e *Event[T]) payload() any { return e.Payload }
+func (e *Event[T]) payload() any { return visiblePayload(e.Payload) }
+
+// visiblePayload returns p as hooks and middleware see it: a request topic's request, not
+// the call that carries it (see Handle); any other payload as it is.
+func visiblePayload(p any) any {
+	if c, ok := p.(interface{ requestPayload() any }); ok {
+		return c.requestPayload()
+	}
+	return p
+}
 
 // chain builds the handler that the bus's middleware and then the subscription's wrap
 // around h, or returns nil without middleware, so that the common case calls h directly.

@@ -98,6 +98,7 @@ func WithDeadLetter(h DeadLetterHandler) DeadLetterOption {
 }
 
 type subscribeConfig struct {
+	sole        bool // the topic may have no other subscriber (see Handle)
 	concurrency int
 	buffer      int
 	retry       RetryPolicy

@@ -80,7 +80,7 @@ type pendingPublish[T any] struct {
 	pc      publishConfig
 }
 
-func (q *pendingPublish[T]) payloadAny() any { return q.payload }
+func (q *pendingPublish[T]) payloadAny() any { return visiblePayload(q.payload) }
 
 // send publishes the event with a copy of p's Metadata as it is now, so that what the
 // middleware writes to p.Metadata after next returns never reaches the handlers.

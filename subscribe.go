@@ -65,6 +65,9 @@ func Subscribe[T any](b *Bus, t Topic[T], name string, h func(context.Context, E
 		return nil, err
 	}
 	for _, s := range *ts.subs.Load() {
+		if cfg.sole || s.sole {
+			return nil, fmt.Errorf("eventbus: Handle: request topic %q already has a handler, %q", t.name, s.name)
+		}
 		if s.name == name {
 			return nil, fmt.Errorf("eventbus: Subscribe: topic %q already has a subscriber named %q", t.name, name)
 		}

@@ -52,6 +52,7 @@ type subscription[T any] struct {
 type subCore struct {
 	bus          *Bus
 	topic, name  string
+	sole         bool  // a request topic's handler: the topic's only subscriber (see Handle)
 	capacity     int   // the buffer size: publishers wait while held >= capacity
 	nearlyFull   int64 // nearlyFullPercent of capacity, rounded up; see noteFillLocked
 	releaseBatch int64 // finished events a worker gives back at once; see releaseNLocked
@@ -153,7 +154,7 @@ func newSubscription[T any](b *Bus, ts *topicState[T], topic, name string, h fun
 	s.roomIsCell = cfg.buffer <= s.intake.Len()
 	c := &s.subCore
 	c.bus = b
-	c.topic, c.name = topic, name
+	c.topic, c.name, c.sole = topic, name, cfg.sole
 	c.capacity = cfg.buffer
 	c.nearlyFull = nearlyFullCount(cfg.buffer)
 	c.releaseBatch = int64(min(max(cfg.buffer/16, 1), 32))

@@ -513,7 +513,7 @@ func (s *subscription[T]) deadLetterEvent(ctx context.Context, ev *Event[T], att
 	dl := DeadLetter{
 		Event: Event[any]{
 			ID: ev.ID, Type: ev.Type, Source: ev.Source, Time: ev.Time,
-			Key: ev.Key, Payload: ev.Payload, Metadata: ev.Metadata,
+			Key: ev.Key, Payload: visiblePayload(ev.Payload), Metadata: ev.Metadata,
 		},
 		Subscriber: s.name,
 		Attempts:   attempts,
