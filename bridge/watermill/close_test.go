@@ -226,3 +226,10 @@ func TestBlockPublishUntilSubscriberAck(t *testing.T) {
 		}
 	}
 }
+
+// The adapter's ErrClosed is the bus's, as the modules' one scheme of errors has it.
+func TestErrClosedWrapsTheBuses(t *testing.T) {
+	if !errors.Is(watermillbus.ErrClosed, eventbus.ErrClosed) {
+		t.Error("errors.Is(watermillbus.ErrClosed, eventbus.ErrClosed) = false")
+	}
+}

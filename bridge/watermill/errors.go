@@ -1,10 +1,16 @@
 package watermillbus
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ae30fb47/eventbus"
+)
 
 // ErrClosed is returned by Publish and Subscribe once their [PubSub], [Publisher] or
-// [Subscriber] is closed.
-var ErrClosed = errors.New("watermillbus: closed")
+// [Subscriber] is closed. It wraps [eventbus.ErrClosed], so that errors.Is(err,
+// eventbus.ErrClosed) holds for a closed adapter as for a closed bus.
+var ErrClosed = fmt.Errorf("watermillbus: closed: %w", eventbus.ErrClosed)
 
 // The errors a subscription's handler gives the bus for a failed attempt, so that a
 // dead-letter hook can tell them apart with errors.Is.
