@@ -142,14 +142,7 @@ func keyOrder(t *testing.T, h Harness) {
 		connect(t, func(ctx context.Context) (Bridge, error) { return h.Receive(ctx, b, "g") })
 	}
 	connect(t, func(ctx context.Context) (Bridge, error) { return h.Forward(ctx, a) })
-	for seq := range perKey {
-		for k := range keys {
-			key := fmt.Sprintf("k%02d", k)
-			if err := eventbus.Publish(t.Context(), a, Steps, Step{Key: key, Seq: seq}, eventbus.WithKey(key)); err != nil {
-				t.Fatalf("Publish() = %v", err)
-			}
-		}
-	}
+	publishSteps(t, a, keys, perKey)
 	eventually(t, 30*time.Second, func() bool { d, _ := l.count(); return d == keys*perKey },
 		func() string { d, _ := l.count(); return fmt.Sprintf("handled %d of %d", d, keys*perKey) })
 	_, repeats := l.count()
@@ -223,14 +216,7 @@ func consumerCrash(t *testing.T, h Harness) {
 	subscribe(t, survivorBus, Steps, "ledger", slow("survivor"), eventbus.WithDeduplication(time.Minute, 10_000))
 	connect(t, func(ctx context.Context) (Bridge, error) { return h.Receive(ctx, survivorBus, "g") })
 	connect(t, func(ctx context.Context) (Bridge, error) { return h.Forward(ctx, a) })
-	for seq := range perKey {
-		for k := range keys {
-			key := fmt.Sprintf("k%02d", k)
-			if err := eventbus.Publish(t.Context(), a, Steps, Step{Key: key, Seq: seq}, eventbus.WithKey(key)); err != nil {
-				t.Fatalf("Publish() = %v", err)
-			}
-		}
-	}
+	publishSteps(t, a, keys, perKey)
 	eventually(t, 20*time.Second, func() bool { return l.byBus("victim") >= 10 },
 		func() string {
 			return fmt.Sprintf("the victim handled %d events before the crash; want 10", l.byBus("victim"))
@@ -409,6 +395,20 @@ func closeWithin(t *testing.T, h Harness) {
 	receiver.Close(ctx)
 	if d := time.Since(start); d > 100*time.Millisecond+time.Second {
 		t.Errorf("the receiving bridge's Close(100ms) returned after %v; want within its ctx and a second", d)
+	}
+}
+
+// publishSteps publishes perKey steps of each of keys keys on b, round by round, each
+// keyed.
+func publishSteps(t *testing.T, b *eventbus.Bus, keys, perKey int) {
+	t.Helper()
+	for seq := range perKey {
+		for k := range keys {
+			key := fmt.Sprintf("k%02d", k)
+			if err := eventbus.Publish(t.Context(), b, Steps, Step{Key: key, Seq: seq}, eventbus.WithKey(key)); err != nil {
+				t.Fatalf("Publish() = %v", err)
+			}
+		}
 	}
 }
 
