@@ -77,7 +77,7 @@ func Handle[Req, Resp any](b *Bus, t RequestTopic[Req, Resp], name string, h fun
 		}
 		r.mu.Unlock()
 		return nil
-	}, append(opts, soleSubscriber{})...)
+	}, append(opts[:len(opts):len(opts)], soleSubscriber{})...) // never into the caller's array
 }
 
 // withCaller returns ctx with the caller's deadline, cancelled when the caller's ctx ends
@@ -128,7 +128,7 @@ func Request[Req, Resp any](ctx context.Context, b *Bus, t RequestTopic[Req, Res
 	}
 	r := &reply[Resp]{caller: ctx}
 	err := Publish(ctx, b, t.t, call[Req, Resp]{req: req, reply: r},
-		append(opts, WithWait(), WithSubscriberRequired())...)
+		append(opts[:len(opts):len(opts)], WithWait(), WithSubscriberRequired())...) // never into the caller's array
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.abandoned = true

@@ -135,3 +135,35 @@ func BenchmarkPublishWithWait(b *testing.B) {
 		}
 	}
 }
+
+// Request and Handle never write into the caller's slice of options, which concurrent
+// callers may share (append into its spare capacity was a data race).
+func TestRequestLeavesTheCallersOptionsAlone(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	shared := make([]SubscribeOption, 1, 4)
+	shared[0] = WithConcurrency(2)
+	if _, err := Handle(b, quotes, "pricing", func(context.Context, Event[quote]) (price, error) { return price{}, nil }, shared...); err != nil {
+		t.Fatal(err)
+	}
+	if shared[:2][1] != nil {
+		t.Errorf("Handle wrote %v into the caller's options", shared[:2][1])
+	}
+	opts := make([]PublishOption, 1, 8)
+	opts[0] = WithKey("k")
+	done := make(chan error)
+	for range 8 {
+		go func() {
+			_, err := Request(context.Background(), b, quotes, quote{}, opts...)
+			done <- err
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	if opts[:2][1].set != 0 {
+		t.Errorf("Request wrote %+v into the caller's options", opts[:2][1])
+	}
+}
