@@ -20,24 +20,38 @@ const (
 
 // handlerScope is the ctx a handler or a dead-letter hook runs with: its worker's ctx, and
 // the event it handles, so that a Publish with it knows where it comes from (see
-// publishingHandler) and what it correlates with (see correlate). A worker keeps one per
-// position of its batch and sets it before each attempt, so that passing it costs no
-// allocation; it names its event only while that event's handler runs.
+// publishingHandler) and what it correlates with (see correlate). Each attempt gets a
+// scope of its own, written once before the call and never again, so that a ctx kept by
+// the handler, or used from its goroutines, names its own event for good, without a data
+// race; workers cut them from chunks (see scopeChunk), so that passing one costs no
+// allocation per event.
 type handlerScope struct {
 	context.Context           // the worker's ctx
 	core            *subCore  // the subscription whose handler runs
 	id              uuid.UUID // the event's ID; uuid.Nil outside a handler
 	md              Metadata  // the event's Metadata, read only
-	idText          string    // id as a string, once a publish needed it; "" until then
 }
 
-// parentID returns the handled event's ID as a string, made once however many events its
-// handler publishes.
-func (s *handlerScope) parentID() string {
-	if s.idText == "" {
-		s.idText = s.id.String()
+// scopeChunk is how many handler scopes a worker allocates at once: one allocation per
+// this many attempts.
+const scopeChunk = 64
+
+// scopes hands out fresh handler scopes.
+type scopes struct {
+	chunk []handlerScope
+	ctx   context.Context
+	core  *subCore
+}
+
+// next returns a fresh scope of ctx naming the event id with Metadata md.
+func (s *scopes) next(id uuid.UUID, md Metadata) *handlerScope {
+	if len(s.chunk) == 0 {
+		s.chunk = make([]handlerScope, scopeChunk)
 	}
-	return s.idText
+	sc := &s.chunk[0]
+	s.chunk = s.chunk[1:]
+	*sc = handlerScope{Context: s.ctx, core: s.core, id: id, md: md}
+	return sc
 }
 
 // Value returns the scope itself for handlerKey, and what the worker's ctx holds otherwise.
@@ -79,7 +93,7 @@ func (pc *publishConfig) correlate(s *handlerScope) {
 	for k, v := range pc.md {
 		md[k] = v
 	}
-	parent := s.parentID()
+	parent := s.id.String()
 	if !hasCorr {
 		corr := s.md[CorrelationIDKey]
 		if corr == "" {

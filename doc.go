@@ -94,7 +94,8 @@
 //
 // One rule for bad arguments, in this package and its modules: a function that returns an
 // error reports them with it, as [Subscribe] does for every option given to it (a nil
-// handler, WithConcurrency(0), WithDeadLetter(nil)) and natsbridge.Connect for a nil bus;
+// handler, WithConcurrency(0), WithDeadLetter(nil)), Subscribe, [Publish], [Handle] and
+// [Request] for a nil bus, and natsbridge.Connect for a nil bus too;
 // one that returns none panics at once with a message that starts with its package's
 // name: [New] for a nil or invalid option, [NewTopic] for an empty name, [HTTPHandler]
 // for a nil bus, watermillbus.New for a nil bus. Those are programmer errors, caught at
@@ -108,10 +109,10 @@
 // [CausationIDKey] ("causationid"), the handled event's ID, unless the publisher set them
 // itself; so do a dead-letter hook's publishes. Every event of a chain thus names the one
 // that began it and its parent, across buses and, both being CloudEvents extension names,
-// across every bridge; the otel module puts them on spans. The ctx names the handled event
-// only while its handler runs: a goroutine that publishes later should pass the IDs
-// itself. The cost is the Metadata map of the new event (2 allocations; see
-// docs/PERFORMANCE.md).
+// across every bridge; the otel module puts them on spans. Each attempt's ctx names its
+// own event for good: a ctx the handler keeps, or hands to its goroutines, still names
+// that event after the handler returned, never another. The cost is the Metadata map of
+// the new event (2 allocations; see docs/PERFORMANCE.md).
 //
 // # Shutdown
 //

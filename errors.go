@@ -18,6 +18,9 @@ var ErrNoSubscribers = errors.New("eventbus: no subscribers")
 // errZeroTopic is returned by Publish and Subscribe for a Topic that was not made by NewTopic.
 var errZeroTopic = errors.New("eventbus: zero Topic: make topics with NewTopic")
 
+// errNilBus is the error of a function given a nil *Bus.
+var errNilBus = errors.New("eventbus: nil Bus: make one with New")
+
 // DeliveryError is the final error of one event for one subscriber: the error of its last
 // attempt, or the reason it was dead-lettered without one. [Publish] with [WithWait] returns
 // one per subscriber that did not handle the event, joined with errors.Join.

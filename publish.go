@@ -38,6 +38,9 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	if t.name == "" {
 		return errZeroTopic
 	}
+	if b == nil {
+		return errNilBus
+	}
 	if b.sd.closed.Load() && publishingHandler(ctx, b) == nil {
 		return ErrClosed
 	}

@@ -43,6 +43,10 @@ type reply[Resp any] struct {
 	resp      Resp
 	abandoned bool
 	caller    context.Context // the Request's ctx: its deadline and cancellation reach the handler
+
+	// Written by the handler's attempts only, one after the other.
+	tried   bool  // an attempt ran
+	lastErr error // its error
 }
 
 // Handle subscribes h as the one handler of requests on t, under name, with opts as for
@@ -50,8 +54,9 @@ type reply[Resp any] struct {
 // subscriber. h's ctx carries the requesting caller's deadline and is cancelled once the
 // caller stops waiting. The Resp that h returns with a nil error is Request's result; an
 // error is retried by the subscription's policy, and the final one (in an
-// *[DeliveryError]) is Request's error. Once the caller has stopped waiting, an error of h
-// is not retried: the request is dead-lettered at once, with an error that says so. Handle
+// *[DeliveryError]) is Request's error. Once the caller has stopped waiting, h is not
+// run again: an error of h is not retried but dead-lettered at once, and a retry already
+// scheduled ends, when it comes due, dead-lettered without running h; the error says so. Handle
 // returns an error, as Subscribe does, and also if t already has a handler. A dead-letter
 // hook or a middleware sees the request (a Req) as the event's payload.
 func Handle[Req, Resp any](b *Bus, t RequestTopic[Req, Resp], name string, h func(ctx context.Context, ev Event[Req]) (Resp, error), opts ...SubscribeOption) (*Subscription, error) {
@@ -60,6 +65,12 @@ func Handle[Req, Resp any](b *Bus, t RequestTopic[Req, Resp], name string, h fun
 	}
 	return Subscribe(b, t.t, name, func(ctx context.Context, ev Event[call[Req, Resp]]) error {
 		r := ev.Payload.reply
+		if r.tried && callerGone(r.caller) {
+			// A retry that nobody waits for: the request ends without running h again.
+			return Permanent(fmt.Errorf("eventbus: Request: the caller stopped waiting (%w) before this retry: %w",
+				context.Cause(r.caller), r.lastErr))
+		}
+		r.tried = true
 		ctx, stop := withCaller(ctx, r.caller)
 		defer stop()
 		resp, err := h(ctx, Event[Req]{ID: ev.ID, Type: ev.Type, Source: ev.Source, Time: ev.Time,
@@ -69,6 +80,7 @@ func Handle[Req, Resp any](b *Bus, t RequestTopic[Req, Resp], name string, h fun
 			return Permanent(fmt.Errorf("eventbus: Request: the caller stopped waiting (%w): %w", context.Cause(r.caller), err))
 		}
 		if err != nil {
+			r.lastErr = err
 			return err
 		}
 		r.mu.Lock()
@@ -123,8 +135,11 @@ func (soleSubscriber) applySubscribe(c *subscribeConfig) { c.sole = true }
 // buffer, and returns [ErrClosed] once the bus is closing (unless a handler sends it).
 func Request[Req, Resp any](ctx context.Context, b *Bus, t RequestTopic[Req, Resp], req Req, opts ...PublishOption) (Resp, error) {
 	var zero Resp
-	if t.t.name == "" {
+	switch {
+	case t.t.name == "":
 		return zero, errZeroTopic
+	case b == nil:
+		return zero, errNilBus
 	}
 	r := &reply[Resp]{caller: ctx}
 	err := Publish(ctx, b, t.t, call[Req, Resp]{req: req, reply: r},

@@ -33,6 +33,8 @@ type Subscription struct {
 // ([ErrClosed]).
 func Subscribe[T any](b *Bus, t Topic[T], name string, h func(context.Context, Event[T]) error, opts ...SubscribeOption) (*Subscription, error) {
 	switch {
+	case b == nil:
+		return nil, errNilBus
 	case t.name == "":
 		return nil, errZeroTopic
 	case name == "":
