@@ -20,38 +20,17 @@ const (
 
 // handlerScope is the ctx a handler or a dead-letter hook runs with: its worker's ctx, and
 // the event it handles, so that a Publish with it knows where it comes from (see
-// publishingHandler) and what it correlates with (see correlate). Each attempt gets a
-// scope of its own, written once before the call and never again, so that a ctx kept by
-// the handler, or used from its goroutines, names its own event for good, without a data
-// race; workers cut them from chunks (see scopeChunk), so that passing one costs no
-// allocation per event.
+// publishingHandler) and what it correlates with (see correlate). A worker keeps one per
+// position of its batch and sets it before each attempt, so that passing it costs no
+// allocation (scopes made fresh per attempt, even in chunks of 64, doubled the worker's
+// cost per event in garbage). It is read only while its handler runs, by the handler's
+// goroutine or others; once the handler has returned, the worker writes it for the next
+// event at that position (see doc.go, "Correlation").
 type handlerScope struct {
 	context.Context           // the worker's ctx
 	core            *subCore  // the subscription whose handler runs
 	id              uuid.UUID // the event's ID; uuid.Nil outside a handler
 	md              Metadata  // the event's Metadata, read only
-}
-
-// scopeChunk is how many handler scopes a worker allocates at once: one allocation per
-// this many attempts.
-const scopeChunk = 64
-
-// scopes hands out fresh handler scopes.
-type scopes struct {
-	chunk []handlerScope
-	ctx   context.Context
-	core  *subCore
-}
-
-// next returns a fresh scope of ctx naming the event id with Metadata md.
-func (s *scopes) next(id uuid.UUID, md Metadata) *handlerScope {
-	if len(s.chunk) == 0 {
-		s.chunk = make([]handlerScope, scopeChunk)
-	}
-	sc := &s.chunk[0]
-	s.chunk = s.chunk[1:]
-	*sc = handlerScope{Context: s.ctx, core: s.core, id: id, md: md}
-	return sc
 }
 
 // Value returns the scope itself for handlerKey, and what the worker's ctx holds otherwise.

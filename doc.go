@@ -109,10 +109,13 @@
 // [CausationIDKey] ("causationid"), the handled event's ID, unless the publisher set them
 // itself; so do a dead-letter hook's publishes. Every event of a chain thus names the one
 // that began it and its parent, across buses and, both being CloudEvents extension names,
-// across every bridge; the otel module puts them on spans. Each attempt's ctx names its
-// own event for good: a ctx the handler keeps, or hands to its goroutines, still names
-// that event after the handler returned, never another. The cost is the Metadata map of
-// the new event (2 allocations; see docs/PERFORMANCE.md).
+// across every bridge; the otel module puts them on spans. The handler's goroutines may
+// publish with its ctx while it runs. As with an http.Request's ctx, do not use it once
+// the handler has returned: the worker then reuses it for another event, which a late
+// Publish would name as its parent (and -race reports the race); a goroutine that outlives
+// its handler takes ev.ID and ev.Metadata with it, and publishes with a ctx of its own and
+// the two keys in [WithMetadata].
+// The cost is the Metadata map of the new event (2 allocations; see docs/PERFORMANCE.md).
 //
 // # Shutdown
 //

@@ -190,8 +190,11 @@ func (s *subscription[T]) start() {
 	dlCtx := context.WithoutCancel(s.ctx)
 	s.live.Store(int32(s.concurrency()))
 	for i := range s.flights {
-		w := &worker[T]{s: s, keys: &s.flights[i],
-			scopes: scopes{ctx: s.ctx, core: &s.subCore}, hookScopes: scopes{ctx: dlCtx, core: &s.subCore}}
+		w := &worker[T]{s: s, keys: &s.flights[i]}
+		for j := range w.batch.scope {
+			w.batch.scope[j] = handlerScope{Context: s.ctx, core: &s.subCore}
+		}
+		w.hookScope = handlerScope{Context: dlCtx, core: &s.subCore}
 		if s.chain != nil {
 			w.delivery = new(Delivery)
 		}

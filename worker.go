@@ -26,30 +26,30 @@ import (
 // goroutine whatever the worker does; the worker records it (a failed attempt, or a failed
 // hook) and goes on from there on a new goroutine (see survive).
 type worker[T any] struct {
-	s          *subscription[T]
-	scopes     scopes    // the handlers' ctx (see handlerCtx)
-	hookScopes scopes    // the dead-letter hooks' ctx, never cancelled (see hookCtx)
-	keys       *inflight // its keyed events taken straight from the intake
-	delivery   *Delivery // reused by every attempt through middleware, or nil
-	batch      workBatch[T]
-	resumeAt   resumePoint // where to go on after runtime.Goexit, if set
-	exited     bool        // the loop ended: the goroutine returns
+	s         *subscription[T]
+	hookScope handlerScope // the ctx of dead-letter hooks, never cancelled (see hookCtx)
+	keys      *inflight    // its keyed events taken straight from the intake
+	delivery  *Delivery    // reused by every attempt through middleware, or nil
+	batch     workBatch[T]
+	resumeAt  resumePoint // where to go on after runtime.Goexit, if set
+	exited    bool        // the loop ended: the goroutine returns
 }
 
 // workBatch is the events a worker holds between two takes. Their keys, if taken straight
 // from the intake, are in the worker's inflight set at the same positions.
 type workBatch[T any] struct {
-	n       int                // events in the batch
-	slot    [maxBatch]int32    // slot indexes, or -1 for events taken straight from the intake
-	ev      [maxBatch]Event[T] // the events, which stay reachable until overwritten
-	attempt [maxBatch]int32    // the attempt about to run, from 1; once settled, attempts made
-	err     [maxBatch]error    // each attempt's error, then the dead letter's
-	dead    int                // events to dead-letter, at positions deadPos[:dead]
-	deadPos [maxBatch]int      // positions in the batch
-	fast    bool               // the last batch ran within a tick of the bus clock; see wantLocked
-	probe   bool               // the batch is the circuit breaker's half-open probe
-	stamps  stampCache         // the time fields of the last event taken
-	sample  latencySample      // one attempt in latencySampleEvery is timed
+	n       int                    // events in the batch
+	slot    [maxBatch]int32        // slot indexes, or -1 for events taken straight from the intake
+	ev      [maxBatch]Event[T]     // the events, which stay reachable until overwritten
+	attempt [maxBatch]int32        // the attempt about to run, from 1; once settled, attempts made
+	err     [maxBatch]error        // each attempt's error, then the dead letter's
+	dead    int                    // events to dead-letter, at positions deadPos[:dead]
+	deadPos [maxBatch]int          // positions in the batch
+	fast    bool                   // the last batch ran within a tick of the bus clock; see wantLocked
+	probe   bool                   // the batch is the circuit breaker's half-open probe
+	stamps  stampCache             // the time fields of the last event taken
+	sample  latencySample          // one attempt in latencySampleEvery is timed
+	scope   [maxBatch]handlerScope // the handlers' ctx, one per position (see handlerCtx)
 }
 
 // maxBatch is the most events a worker takes at once.
@@ -321,15 +321,17 @@ func (w *worker[T]) attempt(j int) error {
 }
 
 // handlerCtx returns the ctx of the handler of the batch's event at position j: the
-// subscription's ctx, naming that event (see handlerScope).
+// subscription's ctx, naming that event while its handler runs (see handlerScope).
 func (w *worker[T]) handlerCtx(j int) context.Context {
-	ev := &w.batch.ev[j]
-	return w.scopes.next(ev.ID, ev.Metadata)
+	ev, sc := &w.batch.ev[j], &w.batch.scope[j]
+	sc.id, sc.md = ev.ID, ev.Metadata
+	return sc
 }
 
 // hookCtx returns the ctx of the dead-letter hook of ev: never cancelled, naming ev.
 func (w *worker[T]) hookCtx(ev *Event[T]) context.Context {
-	return w.hookScopes.next(ev.ID, ev.Metadata)
+	w.hookScope.id, w.hookScope.md = ev.ID, ev.Metadata
+	return &w.hookScope
 }
 
 // call runs the handler on the batch's event at position j, through the middleware if any.
