@@ -352,7 +352,6 @@ func TestAttackCorrelationRetriedAttempt(t *testing.T) {
 	}
 }
 
-
 // A Request sent from a handler is a consequence of that handler's event; and the request
 // handler's own publishes name the request, not the caller's event.
 func TestAttackCorrelationThroughRequest(t *testing.T) {
@@ -453,8 +452,6 @@ func TestAttackCorrelationConcurrentPublishesFromOneHandler(t *testing.T) {
 		t.Errorf("%d children name the wrong parent", bad.Load())
 	}
 }
-
-
 
 // doc.go: "a goroutine that outlives its handler takes ev.ID and ev.Metadata with it, and
 // publishes with a ctx of its own and the two keys in WithMetadata" (a kept handler ctx is
