@@ -227,8 +227,6 @@ func TestAttackCorrelationDeadLetterHookNoAttempt(t *testing.T) {
 	dlt := eventbus.NewTopic[string]("a16.cor5.dlt")
 	a := eventbus.NewTopic[string]("a16.cor5.a")
 	var seen a16Seen
-	var published []uuid.UUID
-	var pmu sync.Mutex
 	hook := eventbus.DeadLetterFunc(func(ctx context.Context, dl eventbus.DeadLetter) error {
 		return eventbus.Publish(ctx, bus, dlt, dl.Event.ID.String())
 	})
@@ -244,9 +242,6 @@ func TestAttackCorrelationDeadLetterHookNoAttempt(t *testing.T) {
 	}, eventbus.WithConcurrency(1))
 	for i := 0; i < 5; i++ {
 		id := uuid.Must(uuid.NewV7())
-		pmu.Lock()
-		published = append(published, id)
-		pmu.Unlock()
 		eventbus.Publish(context.Background(), bus, a, "x", eventbus.WithID(id))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)

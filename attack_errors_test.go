@@ -403,17 +403,3 @@ func TestAttackTypedNilDeadLetterFunc(t *testing.T) {
 	t.Logf("typed-nil DeadLetterFunc accepted; Publish=%v; stats dead=%d; logs=%q", err, sub.Stats().DeadLettered, logged)
 	mu.Unlock()
 }
-
-func TestAttackNilCtx(t *testing.T) {
-	bus := a16Bus()
-	defer a16Close(t, bus)
-	tp := eventbus.NewTopic[int]("a16.err.nilctx")
-	eventbus.Subscribe(bus, tp, "s", a16NilH)
-	//lint:ignore SA1012 deliberately nil
-	func() {
-		defer func() {
-			t.Logf("Publish(nil ctx): recover = %v (Go convention: never pass a nil ctx; not reported)", recover())
-		}()
-		eventbus.Publish(nil, bus, tp, 1) //nolint
-	}()
-}
