@@ -35,6 +35,11 @@ type call[Req, Resp any] struct {
 // requestPayload lets dead-letter hooks and middleware see the request, not the call.
 func (c call[Req, Resp]) requestPayload() any { return c.req }
 
+// requestTypes names the topic's payload in errors (see typeName).
+func (call[Req, Resp]) requestTypes() string {
+	return fmt.Sprintf("requests of %T answered with %T", *new(Req), *new(Resp))
+}
+
 // reply is where a handler leaves its answer for the one Request waiting for it. The
 // caller reads it only after the bus told it the event was handled; a handler that
 // answers after its caller gave up writes nothing.

@@ -167,3 +167,16 @@ func TestRequestLeavesTheCallersOptionsAlone(t *testing.T) {
 		t.Errorf("Request wrote %+v into the caller's options", opts[:2][1])
 	}
 }
+
+// A name taken by another type says so in the user's types, not the bus's internal ones.
+func TestRequestTopicTypeMismatchNamesTheTypes(t *testing.T) {
+	b := New()
+	defer closeBus(t, b)
+	if _, err := Handle(b, quotes, "pricing", func(context.Context, Event[quote]) (price, error) { return price{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Subscribe(b, NewTopic[quote]("pricing.quote"), "plain", func(context.Context, Event[quote]) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "requests of eventbus.quote answered with eventbus.price") || strings.Contains(err.Error(), "call[") {
+		t.Errorf("Subscribe(plain topic of a request topic's name) = %v; want the request and response types named", err)
+	}
+}

@@ -68,7 +68,16 @@ type topicState[T any] struct {
 	folded   uint64
 }
 
-func (*topicState[T]) payloadType() string { return fmt.Sprintf("%T", *new(T)) }
+func (*topicState[T]) payloadType() string { return typeName[T]() }
+
+// typeName names the payload type T for an error: a request topic's as "requests of Req
+// answered with Resp", not by the call type that carries them.
+func typeName[T any]() string {
+	if n, ok := any(*new(T)).(interface{ requestTypes() string }); ok {
+		return n.requestTypes()
+	}
+	return fmt.Sprintf("%T", *new(T))
+}
 
 // published returns the events Publish accepted for the topic; see TopicStats.Published.
 func (ts *topicState[T]) published() uint64 {
@@ -112,7 +121,7 @@ func lookupTopic[T any](b *Bus, t Topic[T]) (*topicState[T], error) {
 	}
 	ts, ok := e.(*topicState[T])
 	if !ok {
-		return nil, fmt.Errorf("eventbus: topic %q carries %s, not %T", t.name, e.payloadType(), *new(T))
+		return nil, fmt.Errorf("eventbus: topic %q carries %s, not %s", t.name, e.payloadType(), typeName[T]())
 	}
 	b.cacheTopic(t.id, ts)
 	return ts, nil
