@@ -158,9 +158,8 @@
 // bridges.
 //
 // After a consumer restart the durable consumer resumes where its Group left off: nothing
-// acked is delivered again. [Bridge.Close] hands back what it had fetched but not
-// delivered, for immediate redelivery (a second later if its ctx ended first), each
-// with one delivery more on its count; a bridge that crashed leaves its in-flight event
+// acked is delivered again. [Bridge.Close] hands back what its last pulls bring, for
+// immediate redelivery, each with one delivery more on its count; a bridge that crashed leaves its in-flight event
 // pending until AckWait passes, and that event is then redelivered before any later event
 // of its partition, so order still holds, but it may have been handled already.
 //
