@@ -41,8 +41,9 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	if b == nil {
 		return errNilBus
 	}
-	if b.sd.closed.Load() && publishingHandler(ctx, b) == nil {
-		return ErrClosed
+	sc := scopeOf(ctx) // non-nil if a handler publishes: its subscription, its event
+	if b.sd.closed.Load() && (sc == nil || sc.core.bus != b) {
+		return ErrClosed // only a handler of this bus may publish while Close drains
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -53,8 +54,8 @@ func Publish[T any](ctx context.Context, b *Bus, t Topic[T], payload T, opts ...
 	}
 	var pc publishConfig
 	pc.apply(opts)
-	if sc := scopeOf(ctx); sc != nil && sc.id != uuid.Nil {
-		pc.correlate(sc) // a handler publishes: the new event follows from the one it handles
+	if sc != nil && sc.id != uuid.Nil {
+		pc.correlate(sc) // the new event follows from the one the handler handles
 	}
 	if b.publishChain != nil {
 		return publishThrough(ctx, b, t.name, ts, payload, &pc)
