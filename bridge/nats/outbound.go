@@ -33,17 +33,28 @@ type ForwardDeadLetters struct {
 // Total returns the sum of the counts.
 func (d ForwardDeadLetters) Total() uint64 { return d.Invalid + d.TooLarge + d.Failed + d.Undelivered }
 
-// forwardReason names why the forward gave up on an event with the final error err.
-func forwardReason(err error) string {
+// The reasons of outbound dead letters, in the order of ForwardDeadLetters' fields.
+const (
+	forwardInvalid = iota
+	forwardTooLarge
+	forwardFailed
+	forwardUndelivered
+)
+
+var forwardReasons = [...]string{ReasonInvalid, ReasonTooLarge, ReasonFailed, ReasonUndelivered}
+
+// forwardReason says why the forward gave up on an event with the final error err: one of
+// the indexes of forwardReasons.
+func forwardReason(err error) int {
 	switch {
 	case errors.Is(err, cloudevents.ErrInvalid), errors.Is(err, cloudevents.ErrData):
-		return ReasonInvalid
+		return forwardInvalid
 	case errors.Is(err, nats.ErrMaxPayload):
-		return ReasonTooLarge
+		return forwardTooLarge
 	case errors.Is(err, eventbus.ErrClosed):
-		return ReasonUndelivered
+		return forwardUndelivered
 	}
-	return ReasonFailed
+	return forwardFailed
 }
 
 // forwardDeadLetters is the dead-letter hook of the forwarding subscriptions: it counts
@@ -53,30 +64,18 @@ func forwardReason(err error) string {
 type forwardDeadLetters struct {
 	next   eventbus.DeadLetterHandler
 	logger *slog.Logger
-	counts [4]atomic.Uint64 // by reasonIndex
+	counts [len(forwardReasons)]atomic.Uint64 // by reason
 
 	mu     sync.Mutex
-	logged [4]time.Time // when each reason was last logged
-	quiet  [4]uint64    // dead letters of each reason not logged since
+	logged [len(forwardReasons)]time.Time // when each reason was last logged
+	quiet  [len(forwardReasons)]uint64    // dead letters of each reason not logged since
 }
 
 // logEvery is the least time between two log lines of one reason of outbound dead letters.
 const logEvery = time.Minute
 
-var forwardReasons = [4]string{ReasonInvalid, ReasonTooLarge, ReasonFailed, ReasonUndelivered}
-
-func reasonIndex(reason string) int {
-	for i, r := range forwardReasons {
-		if r == reason {
-			return i
-		}
-	}
-	return 2
-}
-
 func (f *forwardDeadLetters) HandleDeadLetter(ctx context.Context, dl eventbus.DeadLetter) error {
-	reason := forwardReason(dl.Err)
-	i := reasonIndex(reason)
+	i := forwardReason(dl.Err)
 	f.counts[i].Add(1)
 	f.mu.Lock()
 	now := time.Now()
@@ -90,7 +89,7 @@ func (f *forwardDeadLetters) HandleDeadLetter(ctx context.Context, dl eventbus.D
 	f.mu.Unlock()
 	if log {
 		f.logger.LogAttrs(ctx, slog.LevelWarn, "natsbridge: an event of a forwarded topic was not forwarded; it is dead-lettered on the bus",
-			slog.String("reason", reason), slog.String("topic", dl.Event.Type), slog.String("id", dl.Event.ID.String()),
+			slog.String("reason", forwardReasons[i]), slog.String("topic", dl.Event.Type), slog.String("id", dl.Event.ID.String()),
 			slog.Int("attempts", dl.Attempts), slog.Any("error", dl.Err),
 			slog.Uint64("not_logged_since_last", quiet))
 	}
@@ -99,7 +98,7 @@ func (f *forwardDeadLetters) HandleDeadLetter(ctx context.Context, dl eventbus.D
 
 func (f *forwardDeadLetters) stats() ForwardDeadLetters {
 	return ForwardDeadLetters{
-		Invalid: f.counts[0].Load(), TooLarge: f.counts[1].Load(),
-		Failed: f.counts[2].Load(), Undelivered: f.counts[3].Load(),
+		Invalid: f.counts[forwardInvalid].Load(), TooLarge: f.counts[forwardTooLarge].Load(),
+		Failed: f.counts[forwardFailed].Load(), Undelivered: f.counts[forwardUndelivered].Load(),
 	}
 }
