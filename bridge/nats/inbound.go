@@ -154,28 +154,7 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		if testHookBeforeAck != nil {
 			testHookBeforeAck(ctx)
 		}
-		if ctx.Err() != nil {
-			// Close's ctx has ended: send the ack without waiting for the server to confirm
-			// it. Closing the connection flushes it; were it lost, the server would
-			// redeliver the event after AckWait.
-			br.settle(msg.Ack(), e.ID)
-			br.stats.handled.Add(1)
-			return true
-		}
-		actx, cancel := context.WithTimeout(ctx, br.cfg.PublishTimeout)
-		defer cancel()
-		if err := msg.DoubleAck(actx); err != nil && ctx.Err() != nil {
-			br.settle(msg.Ack(), e.ID) // Close's ctx ended while it waited: as above
-			br.stats.handled.Add(1)
-			return true
-		} else if err != nil {
-			// The server redelivers it after AckWait; subscribers with de-duplication skip it.
-			br.stats.ackFailures.Add(1)
-			br.cfg.Logger.Warn("natsbridge: ack failed; the event will be redelivered",
-				slog.String("id", e.ID), slog.Any("error", err))
-			return true
-		}
-		br.stats.handled.Add(1)
+		br.ack(ctx, msg, e.ID)
 	case ctx.Err() != nil || busClosed(err):
 		// The bridge or the bus is closing: not the event's fault. The caller has it
 		// redelivered now, to whichever bridge fetches next.
@@ -208,6 +187,30 @@ func (br *Bridge) deliver(ctx context.Context, msg jetstream.Msg) bool {
 		br.retryLater(msg, attempt, e.ID)
 	}
 	return true
+}
+
+// ack acknowledges msg, whose every local subscriber handled it, waiting for the server's
+// confirmation within PublishTimeout. Once ctx has ended (Close's ctx), it sends the ack
+// without waiting, or again if the wait was cut short: closing the connection flushes it,
+// and were it lost the server would redeliver the event after AckWait.
+func (br *Bridge) ack(ctx context.Context, msg jetstream.Msg, id string) {
+	err := context.Canceled
+	if ctx.Err() == nil {
+		actx, cancel := context.WithTimeout(ctx, br.cfg.PublishTimeout)
+		err = msg.DoubleAck(actx)
+		cancel()
+	}
+	if err != nil && ctx.Err() != nil {
+		br.settle(msg.Ack(), id)
+		err = nil
+	}
+	if err != nil {
+		// The server redelivers it after AckWait; subscribers with de-duplication skip it.
+		br.stats.ackFailures.Add(1)
+		br.cfg.Logger.Warn("natsbridge: ack failed; the event will be redelivered", slog.String("id", id), slog.Any("error", err))
+		return
+	}
+	br.stats.handled.Add(1)
 }
 
 // retryLater has the server redeliver msg, on its attempt-th delivery, after the retry
