@@ -95,7 +95,9 @@ func printable(s string) string {
 
 // appendStringEscaped appends s as a JSON string in which every character that a
 // CloudEvents String may not hold (control characters, noncharacters) is escaped, so the
-// result is one. Bytes that are not valid UTF-8 become U+FFFD.
+// result is one: for the members of a structured event (valid Strings already, so written
+// as they are but for '"' and '\\') and of eventbusmetadata. Bytes that are not valid
+// UTF-8 become U+FFFD.
 func appendStringEscaped(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	u := func(b []byte, r rune) []byte {

@@ -192,26 +192,9 @@ func daysIn(month, year int) int {
 // appendMember appends `,"name":"value"` to b.
 func appendMember(b []byte, name, value string) []byte {
 	b = append(b, ',')
-	b = appendString(b, name)
+	b = appendStringEscaped(b, name)
 	b = append(b, ':')
-	return appendString(b, value)
-}
-
-// appendString appends s, valid UTF-8, as a JSON string.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
+	return appendStringEscaped(b, value)
 }
 
 // Decoder decodes CloudEvents from untrusted bytes within limits. Its zero value uses the
